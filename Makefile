@@ -1,0 +1,32 @@
+# The two commands a newcomer types. Both bootstrap .venv from requirements-dev.txt when it is
+# missing or older than that file (a stamp file records the last install), then run.
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed
+PY := $(VENV)/bin/python
+
+.PHONY: run test lint venv token clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m caesar_faas.local
+
+test: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+token: $(STAMP)
+	$(PY) -m caesar_faas.tokens $(ARGS)
+
+clean:
+	rm -rf $(VENV) var build

@@ -1,0 +1,131 @@
+"""One typed settings object, read from the environment (ARCHITECTURE §4).
+
+Secrets are read from files under /var/openfaas/secrets/<name> first (how OpenFaaS mounts them),
+then from the environment, so no secret ever needs to live in stack.yml or the repo.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SECRETS_DIR = Path(os.environ.get("CAESAR_SECRETS_DIR", "/var/openfaas/secrets"))
+
+MIB = 1024 * 1024
+
+
+def read_secret(name: str, env: str) -> str | None:
+    """Secret `name` from the OpenFaaS secrets folder, else env var `env`, else None."""
+    path = SECRETS_DIR / name
+    try:
+        value = path.read_text().strip()
+        if value:
+            return value
+    except OSError:
+        pass
+    value = os.environ.get(env, "").strip()
+    return value or None
+
+
+def _int(env: str, default: int) -> int:
+    raw = os.environ.get(env, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{env} must be an integer, got {raw!r}") from exc
+
+
+def _str(env: str, default: str) -> str:
+    return os.environ.get(env, "").strip() or default
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    storage_url: str
+    db_url: str
+    nats_url: str
+    job_backend: str
+    http_host: str
+    http_port: int
+    nats_port: int
+    gateway_url: str
+    auth_mode: str  # "jwt" or "off"
+    jwt_secret: str | None = field(repr=False)
+    jwks_url: str | None
+    jwt_audience: str | None
+    jwt_issuer: str | None
+    roles_claim: str
+    max_inline_upload: int
+    part_size: int
+    upload_ttl: int
+    default_job_timeout: int
+    max_job_timeout: int
+    result_lifetime: int
+    redispatch_after: int
+    local_max_jobs: int
+    monitor_schedule: str
+    signing_key: str | None = field(repr=False)
+    k8s_namespace: str
+    quota_bytes: int
+    quota_files: int
+    quota_queued_jobs: int
+    quota_running_jobs: int
+    public_url: str
+
+    @property
+    def objects_dir(self) -> Path:
+        return self.home / "objects"
+
+    @property
+    def jobs_dir(self) -> Path:
+        """Work folders of local runner processes."""
+        return self.home / "jobs"
+
+
+def load_settings() -> Settings:
+    """Read the environment now (functions call this per request: env may change in tests)."""
+    home = Path(_str("CAESAR_HOME", "./var")).resolve()
+    http_host = _str("CAESAR_HTTP_HOST", "127.0.0.1")
+    http_port = _int("CAESAR_HTTP_PORT", 8080)
+    nats_port = _int("CAESAR_NATS_PORT", 4222)
+    gateway_url = _str("CAESAR_GATEWAY_URL", f"http://{http_host}:{http_port}")
+    auth_mode = _str("CAESAR_AUTH", "jwt").lower()
+    if auth_mode not in ("jwt", "off"):
+        raise ValueError(f"CAESAR_AUTH must be 'jwt' or 'off', got {auth_mode!r}")
+    return Settings(
+        home=home,
+        storage_url=_str("CAESAR_STORAGE_URL", f"file://{home / 'objects'}"),
+        db_url=_str("CAESAR_DB_URL", f"sqlite:///{home / 'caesar.db'}"),
+        nats_url=_str("CAESAR_NATS_URL", f"nats://127.0.0.1:{nats_port}"),
+        job_backend=_str("CAESAR_JOB_BACKEND", "local"),
+        http_host=http_host,
+        http_port=http_port,
+        nats_port=nats_port,
+        gateway_url=gateway_url,
+        auth_mode=auth_mode,
+        jwt_secret=read_secret("caesar-jwt-secret", "CAESAR_JWT_SECRET"),
+        jwks_url=_str("CAESAR_JWKS_URL", "") or None,
+        jwt_audience=_str("CAESAR_JWT_AUDIENCE", "") or None,
+        jwt_issuer=_str("CAESAR_JWT_ISSUER", "") or None,
+        roles_claim=_str("CAESAR_JWT_ROLES_CLAIM", "roles"),
+        max_inline_upload=_int("CAESAR_MAX_INLINE_UPLOAD", 256 * MIB),
+        part_size=_int("CAESAR_PART_SIZE", 64 * MIB),
+        upload_ttl=_int("CAESAR_UPLOAD_TTL", 24 * 3600),
+        default_job_timeout=_int("CAESAR_DEFAULT_JOB_TIMEOUT", 3600),
+        max_job_timeout=_int("CAESAR_MAX_JOB_TIMEOUT", 24 * 3600),
+        result_lifetime=_int("CAESAR_RESULT_LIFETIME", 7 * 24 * 3600),
+        redispatch_after=_int("CAESAR_REDISPATCH_AFTER", 60),
+        local_max_jobs=_int("CAESAR_LOCAL_MAX_JOBS", 2),
+        monitor_schedule=_str("CAESAR_MONITOR_SCHEDULE", "* * * * *"),
+        signing_key=read_secret("caesar-signing-key", "CAESAR_SIGNING_KEY"),
+        k8s_namespace=_str("CAESAR_K8S_NAMESPACE", "caesar-jobs"),
+        quota_bytes=_int("CAESAR_QUOTA_BYTES", 50 * 1024 * MIB),
+        quota_files=_int("CAESAR_QUOTA_FILES", 1000),
+        quota_queued_jobs=_int("CAESAR_QUOTA_QUEUED_JOBS", 50),
+        quota_running_jobs=_int("CAESAR_QUOTA_RUNNING_JOBS", 2),
+        public_url=_str("CAESAR_PUBLIC_URL", gateway_url),
+    )

@@ -1,0 +1,72 @@
+"""The environment contract between a backend and the runner (ARCHITECTURE §6).
+
+Both backends start `python -m caesar_faas.runner` with exactly these variables, so the runner
+behaves the same in a local subprocess and in a Kubernetes Job:
+
+CAESAR_JOB          JSON: {"id", "owner", "app", "options" (validated, defaults filled),
+                    "input": {"file_id", "key", "filename"}, "output_prefix" ("jobs/<owner>/<id>/"),
+                    "timeout" (s), "submitted" (epoch s)}
+CAESAR_STORAGE_URL  where the input is read and the products written
+CAESAR_NATS_URL     where status events go (subject caesar.jobs.status)
+CAESAR_WORKDIR      the job's private work folder (logs, temp files, products before upload)
+plus thread pinning for the finders' numeric libraries, a headless matplotlib, HOME and TMPDIR
+inside the work folder.
+
+Status events (CloudEvents on caesar.jobs.status, event id "<job id>-<seq>"), data:
+{"job_id", "owner", "seq", "phase": "started" | "progress" | "finished", "progress" (0-100),
+ "message", and for "finished": "state" (SUCCESS | FAILURE | TIMED-OUT), "exit_code",
+ "elapsed" (s), "error_class" (null | usage | system | timeout), "products" (names)}.
+The runner also writes the finished data to <CAESAR_WORKDIR>/result.json before it exits, so a
+backend can learn the outcome even when the event was lost.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..config import Settings
+from ..store.base import Record
+
+THREAD_ENV = {
+    "OPENBLAS_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "NUMEXPR_NUM_THREADS": "1",
+    "MPLBACKEND": "Agg",
+    "PYTHONUNBUFFERED": "1",
+}
+
+RESULT_FILE = "result.json"
+
+
+def job_document(job: Record) -> dict[str, Any]:
+    """The part of a job record the runner needs (no secrets, no store internals)."""
+    return {
+        "id": job["id"],
+        "owner": job["owner"],
+        "app": job["app"],
+        "options": job.get("options", {}),
+        "input": job["input"],
+        "output_prefix": output_prefix(job["owner"], job["id"]),
+        "timeout": job["timeout"],
+        "submitted": job["created"],
+    }
+
+
+def output_prefix(owner: str, job_id: str) -> str:
+    return f"jobs/{owner}/{job_id}/"
+
+
+def runner_env(job: Record, settings: Settings, workdir: str) -> dict[str, str]:
+    """Variables for the runner process; the backend adds PATH etc. (local) or secret refs (k8s)."""
+    env = dict(THREAD_ENV)
+    env.update({
+        "CAESAR_JOB": json.dumps(job_document(job), sort_keys=True),
+        "CAESAR_STORAGE_URL": settings.storage_url,
+        "CAESAR_NATS_URL": settings.nats_url,
+        "CAESAR_WORKDIR": workdir,
+        "HOME": workdir,
+        "TMPDIR": f"{workdir}/tmp",
+    })
+    return env

@@ -1,0 +1,123 @@
+"""The object storage contract shared by the file:// and s3:// backends.
+
+Keys are '/'-separated strings chosen by the service (e.g. `files/<owner>/<file_id>`,
+`jobs/<owner>/<job_id>/catalog.csv`, `uploads/<owner>/<file_id>`); user-supplied names never
+become keys. Reads and writes stream in chunks: no method holds a whole object in memory.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+CHUNK = 1024 * 1024
+
+
+class ObjectNotFound(KeyError):
+    """The key does not exist."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    etag: str  # S3 ETag without quotes (multipart: "<md5>-<parts>"); file://: md5 hex or mtime/size tag
+    modified: float  # epoch seconds
+
+
+@dataclass(frozen=True)
+class PartUrl:
+    number: int  # 1-based
+    url: str
+    offset: int
+    size: int
+
+
+@dataclass(frozen=True)
+class MultipartUpload:
+    key: str
+    upload_id: str
+    part_size: int
+    parts: list[PartUrl]
+
+
+class Storage(ABC):
+    """A bucket-like namespace of keys."""
+
+    url: str
+
+    @abstractmethod
+    def put(self, key: str, stream: BinaryIO, *, size: int | None = None,
+            content_type: str = "application/octet-stream") -> ObjectInfo:
+        """Store everything read from `stream` (read in CHUNK pieces) under key, atomically:
+        readers never see a partial object."""
+
+    @abstractmethod
+    def open(self, key: str, *, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """Chunks of the object (optionally the byte range [start, end), like a ranged GET).
+        Raises ObjectNotFound before yielding anything when the key is missing."""
+
+    @abstractmethod
+    def stat(self, key: str) -> ObjectInfo:
+        """Raises ObjectNotFound."""
+
+    @abstractmethod
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """All objects whose key starts with prefix, sorted by key."""
+
+    @abstractmethod
+    def delete(self, key: str) -> bool:
+        """True when something was deleted; a missing key is not an error."""
+
+    def delete_prefix(self, prefix: str) -> int:
+        count = 0
+        for info in list(self.list(prefix)):
+            count += int(self.delete(info.key))
+        return count
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.stat(key)
+            return True
+        except ObjectNotFound:
+            return False
+
+    def read_bytes(self, key: str, *, start: int = 0, end: int | None = None) -> bytes:
+        """Small reads only (headers, manifests)."""
+        return b"".join(self.open(key, start=start, end=end))
+
+    def download_to(self, key: str, path: str) -> ObjectInfo:
+        with open(path, "wb") as fh:
+            for chunk in self.open(key):
+                fh.write(chunk)
+        return self.stat(key)
+
+    @abstractmethod
+    def presign_get(self, key: str, *, expires: int = 3600, filename: str | None = None) -> str:
+        """A URL that GETs the object without credentials until it expires."""
+
+    @abstractmethod
+    def presign_put(self, key: str, *, size: int, expires: int = 3600) -> str:
+        """A URL that PUTs exactly `size` bytes to key without credentials until it expires."""
+
+    @abstractmethod
+    def create_multipart(self, key: str, *, size: int, part_size: int, expires: int = 3600) -> MultipartUpload:
+        """Start a multipart upload; one presigned URL per part."""
+
+    @abstractmethod
+    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> ObjectInfo:
+        """parts: (part number, ETag) as the client got them from each part PUT."""
+
+    @abstractmethod
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        """Drop the parts of an unfinished upload; unknown upload ids are not an error."""
+
+    @abstractmethod
+    def list_multipart(self, prefix: str) -> Iterator[tuple[str, str, float]]:
+        """Unfinished multipart uploads: (key, upload_id, initiated epoch seconds)."""
+
+    def ping(self) -> None:
+        """Raise when the storage cannot be reached."""
+        list(self.list("__ping__/"))
