@@ -81,6 +81,13 @@ class Settings:
         return self.home / "objects"
 
     @property
+    def tmp_dir(self) -> Path:
+        """Spool folder for inline uploads (created on first use)."""
+        path = self.home / "tmp"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
     def jobs_dir(self) -> Path:
         """Work folders of local runner processes."""
         return self.home / "jobs"
@@ -99,7 +106,8 @@ def load_settings() -> Settings:
     return Settings(
         home=home,
         storage_url=_str("CAESAR_STORAGE_URL", f"file://{home / 'objects'}"),
-        db_url=_str("CAESAR_DB_URL", f"sqlite:///{home / 'caesar.db'}"),
+        # A MongoDB URL carries a password: in a cluster it comes from a secret file.
+        db_url=read_secret("caesar-db-url", "CAESAR_DB_URL") or f"sqlite:///{home / 'caesar.db'}",
         nats_url=_str("CAESAR_NATS_URL", f"nats://127.0.0.1:{nats_port}"),
         job_backend=_str("CAESAR_JOB_BACKEND", "local"),
         http_host=http_host,

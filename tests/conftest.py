@@ -2,4 +2,8 @@
 
 pytest_plugins = [
     "tests.fixtures.services",
+    "tests.fixtures.auth",
+    "tests.fixtures.store",
+    "tests.fixtures.storage",
+    "tests.fixtures.k8s",
 ]

@@ -11,8 +11,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
+from urllib.parse import quote
 
 CHUNK = 1024 * 1024
+# S3's multipart rules, enforced by both backends so client code that works on file:// also works on S3.
+MIN_PART_SIZE = 5 * 1024 * 1024
+MAX_PARTS = 10_000
 
 
 class ObjectNotFound(KeyError):
@@ -43,10 +47,59 @@ class MultipartUpload:
     parts: list[PartUrl]
 
 
+def validate_key(key: str) -> str:
+    """Return key when it is a safe object key, else raise ValueError.
+
+    The same rules hold for both backends (a key that works on S3 must work on file:// and the
+    reverse): non-empty '/'-separated segments, no '.' or '..', no leading '/', no backslash, no
+    control characters (NUL, newlines), at most 1024 UTF-8 bytes, and the first segment may not
+    start with '.caesar' (the file:// backend's own bookkeeping lives there).
+    """
+    if not isinstance(key, str) or not key:
+        raise ValueError("object key must be a non-empty string")
+    if len(key.encode("utf-8")) > 1024:
+        raise ValueError("object key longer than 1024 bytes")
+    if "\\" in key or any(ord(c) < 0x20 or ord(c) == 0x7F for c in key):
+        raise ValueError(f"object key {key!r} contains a backslash or a control character")
+    segments = key.split("/")
+    for segment in segments:
+        if segment in ("", ".", ".."):
+            raise ValueError(f"object key {key!r} has an empty, '.' or '..' segment")
+    if segments[0].startswith(".caesar"):
+        raise ValueError(f"object key {key!r} uses the reserved '.caesar' prefix")
+    return key
+
+
+def validate_prefix(prefix: str) -> str:
+    """'' or a key-like prefix (one trailing '/' allowed); no '..' tricks."""
+    if prefix:
+        validate_key(prefix[:-1] if prefix.endswith("/") else prefix)
+    return prefix
+
+
+def plan_parts(size: int, part_size: int) -> list[tuple[int, int, int]]:
+    """(part number, offset, size) for a multipart upload of `size` bytes, S3 rules applied."""
+    if size <= 0:
+        raise ValueError("a multipart upload needs at least one byte")
+    if part_size < MIN_PART_SIZE:
+        raise ValueError(f"part size must be at least {MIN_PART_SIZE} bytes")
+    count = -(-size // part_size)
+    if count > MAX_PARTS:
+        raise ValueError(f"{size} bytes in parts of {part_size} needs more than {MAX_PARTS} parts")
+    return [(n + 1, n * part_size, min(part_size, size - n * part_size)) for n in range(count)]
+
+
+def content_disposition(filename: str) -> str:
+    """An attachment Content-Disposition for a download name, safe for any characters (RFC 6266)."""
+    fallback = "".join(c if 0x20 <= ord(c) < 0x7F and c not in '"\\%;' else "_" for c in filename) or "download"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
 class Storage(ABC):
     """A bucket-like namespace of keys."""
 
     url: str
+    bucket: str = ""  # the bucket name MinIO-format notifications carry for this storage
 
     @abstractmethod
     def put(self, key: str, stream: BinaryIO, *, size: int | None = None,

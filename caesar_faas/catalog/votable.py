@@ -1,0 +1,86 @@
+"""catalog.vot: the catalogue as a VOTable, units and descriptions per column from the schema,
+and the job's provenance as INFO elements (and its options as typed PARAMs) so the file alone
+says how it was made."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from astropy.io.votable import from_table, writeto
+from astropy.io.votable.tree import Info, Param
+from astropy.table import MaskedColumn, Table
+
+_DTYPES = {"int": "int64", "integer": "int64", "long": "int64", "float": "float64", "double": "float64",
+           "str": "str", "string": "str", "bool": "bool", "boolean": "bool"}
+
+
+def _numpy_dtype(dtype: str) -> np.dtype:
+    name = _DTYPES.get(str(dtype).lower(), str(dtype))
+    return np.dtype(name)
+
+
+def _column(name: str, unit: str, dtype: str, description: str, values: list[Any]) -> MaskedColumn:
+    kind = _numpy_dtype(dtype)
+    mask = [v is None for v in values]
+    if kind.kind in "US":
+        data = np.array(["" if v is None else str(v) for v in values], dtype=str)
+    elif kind.kind == "b":
+        data = np.array([bool(v) if v is not None else False for v in values], dtype=bool)
+    else:
+        fill = 0 if kind.kind in "iu" else np.nan
+        data = np.array([fill if v is None else v for v in values], dtype=kind)
+    return MaskedColumn(data, name=name, mask=mask, unit=unit or None, description=description)
+
+
+def _param(votable: Any, name: str, value: Any) -> Param | None:
+    """A typed PARAM for a job option (None means "not set": no PARAM)."""
+    common = {"name": name, "ID": f"option_{name}", "ucd": "meta.code"}
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return Param(votable, datatype="boolean", value=value, **common)
+    if isinstance(value, int):
+        return Param(votable, datatype="long", value=value, **common)
+    if isinstance(value, float):
+        return Param(votable, datatype="double", value=value, **common)
+    text = value if isinstance(value, str) else json.dumps(value)
+    return Param(votable, datatype="char", arraysize="*", value=text, **common)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def write_votable(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str, str, str]],
+                  provenance: dict[str, Any], path: Path) -> Path:
+    """rows ordered and cleaned (values.ordered_rows); columns the schema's tuples."""
+    table = Table([_column(name, unit, dtype, description, [row[name] for row in rows])
+                   for name, unit, dtype, description in columns])
+    votable = from_table(table)
+    resource = votable.resources[0]
+    vo_table = resource.tables[0]
+    vo_table.name = "sources"
+    vo_table.description = f"Sources found by {provenance.get('app', 'a source finder')} (caesar-faas)"
+    for field in vo_table.fields:
+        if field.datatype in ("char", "unicodeChar"):
+            field.arraysize = "*"  # variable-length text, not the longest value seen
+    for key, value in provenance.items():
+        if key == "options":
+            continue
+        if isinstance(value, dict):  # e.g. software versions: one INFO per package
+            for sub, subvalue in sorted(value.items()):
+                resource.infos.append(Info(name=f"{key}.{sub}", value=_text(subvalue)))
+        else:
+            resource.infos.append(Info(name=key, value=_text(value)))
+    options = provenance.get("options") or {}
+    resource.infos.append(Info(name="options", value=json.dumps(options, sort_keys=True)))
+    for name, value in sorted(options.items()):
+        param = _param(votable, name, value)
+        if param is not None:
+            vo_table.params.append(param)
+    writeto(votable, str(path))
+    return path

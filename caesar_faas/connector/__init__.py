@@ -1,0 +1,1 @@
+"""The event connector (ARCHITECTURE §5): JetStream pull consumers -> HTTP function calls."""

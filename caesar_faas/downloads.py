@@ -1,0 +1,30 @@
+"""Serving stored bytes: streamed through the function, or a redirect to a signed URL
+(S3 presigned GET, or the local gateway's signed endpoint) so large results skip the API."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .http import redirect as _redirect_response
+from .http import stream_response
+from .storage.base import ObjectNotFound
+
+SIGNED_URL_TTL = 900
+
+
+def wants_redirect(asked: bool) -> bool:
+    return asked or os.environ.get("CAESAR_DOWNLOAD_REDIRECT", "").lower() in ("1", "true", "yes")
+
+
+def serve(svc: Any, key: str, filename: str, media_type: str, *, redirect: bool = False) -> Any:
+    from .errors import NotFound
+
+    try:
+        info = svc.storage.stat(key)
+    except ObjectNotFound as exc:
+        raise NotFound(f"{filename} is not available", code="content_missing") from exc
+    if wants_redirect(redirect):
+        return _redirect_response(svc.storage.presign_get(key, expires=SIGNED_URL_TTL, filename=filename))
+    return stream_response(svc.storage.open(key), media_type=media_type, filename=filename, size=info.size)
+

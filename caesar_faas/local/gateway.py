@@ -1,0 +1,106 @@
+"""The local function gateway: serves every function of stack.yml in-process at
+/function/<name>[/<path>], caesar-rest aliases, the signed storage endpoint, and /healthz.
+
+Run: python -m caesar_faas.local.gateway (the supervisor starts it; waitress, threads)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from flask import Flask, request
+from waitress import serve
+
+from ..config import load_settings
+from ..runtime import services
+from . import aliases
+from .faas_adapter import call, json_error, load_handler
+from .stack import Stack, load_stack
+
+log = logging.getLogger("caesar.gateway")
+
+METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+
+def health() -> tuple[dict[str, str], bool]:
+    svc = services()
+    checks: dict[str, str] = {}
+    for name, probe in (("nats", svc.bus.ping), ("storage", svc.storage.ping), ("store", svc.store.ping)):
+        try:
+            probe()
+            checks[name] = "ok"
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            checks[name] = f"unreachable: {type(exc).__name__}"
+    return checks, all(v == "ok" for v in checks.values())
+
+
+def create_app(stack: Stack | None = None) -> Flask:
+    stack = stack or load_stack()
+    app = Flask("caesar-gateway")
+    handlers = {name: load_handler(name, fn.handler) for name, fn in stack.functions.items()}
+
+    def invoke(name: str, path: str) -> Any:
+        handler = handlers.get(name)
+        if handler is None:
+            return json_error(404, "function_not_found", f"no function named {name!r}")
+        return call(handler, request, path)
+
+    @app.route("/healthz", methods=["GET"])
+    def healthz() -> Any:
+        checks, ok = health()
+        return {"status": "ok" if ok else "degraded", "checks": checks}, 200 if ok else 503
+
+    @app.route("/function/<name>", methods=METHODS)
+    @app.route("/function/<name>/", methods=METHODS)
+    def function_root(name: str) -> Any:
+        return invoke(name, "/")
+
+    @app.route("/function/<name>/<path:rest>", methods=METHODS)
+    def function_path(name: str, rest: str) -> Any:
+        return invoke(name, "/" + rest)
+
+    @app.route(aliases.PREFIX + "/<path:rest>", methods=METHODS)
+    def caesar_rest(rest: str) -> Any:
+        target = aliases.rewrite(request.path)
+        if target is None:
+            return json_error(404, "not_found", f"no route {request.path}")
+        return invoke(*target)
+
+    @app.route("/", methods=["GET"])
+    @app.route("/openapi.yaml", methods=["GET"])
+    def ui_root() -> Any:
+        return invoke("ui", request.path)
+
+    try:
+        from ..storage.local_http import blueprint
+    except ImportError:  # the signed local storage endpoint is optional for the gateway to start
+        blueprint = None
+    if blueprint is not None:
+        app.register_blueprint(blueprint)
+
+    @app.errorhandler(404)
+    def not_found(_: Any) -> Any:
+        return json_error(404, "not_found", f"no route {request.path}")
+
+    @app.errorhandler(405)
+    def not_allowed(_: Any) -> Any:
+        return json_error(405, "method_not_allowed", f"{request.method} not allowed on {request.path}")
+
+    return app
+
+
+def main() -> None:
+    logging.basicConfig(level=os.environ.get("CAESAR_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s gateway %(levelname)s %(name)s: %(message)s")
+    settings = load_settings()
+    app = create_app()
+    # Above this waitress answers 413 itself; below it the functions answer with JSON errors.
+    body_limit = 2 * max(settings.max_inline_upload, settings.part_size) + 16 * 1024 * 1024
+    log.info("gateway listening on http://%s:%d", settings.http_host, settings.http_port)
+    serve(app, host=settings.http_host, port=settings.http_port, threads=16, max_request_body_size=body_limit,
+          channel_timeout=300, ident="caesar-gateway", clear_untrusted_proxy_headers=True)
+
+
+if __name__ == "__main__":
+    main()

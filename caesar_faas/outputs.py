@@ -1,0 +1,70 @@
+"""Job products: which exist, their media types, the tar.gz of all of them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from .access import fetch_owned
+from .errors import NotFound
+from .jobs.states import SUCCESS, TERMINAL
+from .runner.contract import output_prefix
+from .storage.base import ObjectNotFound
+from .tarstream import tar_gz
+
+MEDIA_TYPES = {
+    ".csv": "text/csv",
+    ".vot": "application/x-votable+xml",
+    ".json": "application/json",
+    ".reg": "text/plain",
+    ".png": "image/png",
+    ".log": "text/plain",
+}
+
+
+def media_type(name: str) -> str:
+    for suffix, kind in MEDIA_TYPES.items():
+        if name.endswith(suffix):
+            return kind
+    return "application/octet-stream"
+
+
+def finished_job(store: Any, owner: str, is_admin: bool, job_id: str) -> dict[str, Any]:
+    return fetch_owned(store, "jobs", job_id, owner, is_admin, "job")
+
+
+def is_finished(job: dict[str, Any]) -> bool:
+    return job.get("state") in TERMINAL
+
+
+def not_ready_view(job: dict[str, Any]) -> dict[str, Any]:
+    """caesar-rest answers 202 with the state while a job runs."""
+    return {"job_id": job["id"], "state": job["state"], "status": job.get("status", ""),
+            "progress": job.get("progress", 0)}
+
+
+def product_names(storage: Any, job: dict[str, Any]) -> list[str]:
+    """What is really stored under the job's prefix (a failed job may hold only its log)."""
+    prefix = output_prefix(job["owner"], job["id"])
+    return [info.key[len(prefix):] for info in storage.list(prefix)]
+
+
+def product(storage: Any, job: dict[str, Any], name: str) -> tuple[str, str]:
+    """Storage key and media type of one product, or 404."""
+    if "/" in name or name.startswith("."):
+        raise NotFound(f"product {name} not found", code="product_not_found")
+    key = output_prefix(job["owner"], job["id"]) + name
+    try:
+        storage.stat(key)
+    except ObjectNotFound as exc:
+        detail = "" if job.get("state") == SUCCESS else f" (the job ended {job['state']})"
+        raise NotFound(f"product {name} not found{detail}", code="product_not_found") from exc
+    return key, media_type(name)
+
+
+def archive(storage: Any, job: dict[str, Any]) -> Iterator[bytes]:
+    prefix = output_prefix(job["owner"], job["id"])
+    names = product_names(storage, job)
+    if not names:
+        raise NotFound(f"job {job['id']} has no products", code="no_products")
+    return tar_gz(storage, [(prefix + name, name) for name in names], root=job["id"])

@@ -1,0 +1,72 @@
+"""Fetch the job's input image from storage into the work folder, streamed.
+
+A gzip-compressed upload (recognised by its magic bytes, not by its name: user-supplied names
+never decide anything) is decompressed on the fly, so neither form is ever held in memory. The
+local file is always `input.fits`: the uploaded name never becomes a path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from ..storage import open_storage
+
+GZIP_MAGIC = b"\x1f\x8b"
+INPUT_NAME = "input.fits"
+
+
+@dataclass(frozen=True)
+class FetchedInput:
+    path: Path
+    stored_size: int  # bytes of the stored object
+    sha256: str  # of the stored object, as the file record has it
+    compressed: bool
+
+
+class _GunzipWriter:
+    """Writes decompressed bytes of a (possibly multi-member) gzip stream to fh."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self.fh = fh
+        self.inflater = zlib.decompressobj(wbits=31)
+
+    def write(self, chunk: bytes) -> None:
+        while chunk:
+            self.fh.write(self.inflater.decompress(chunk))
+            chunk = self.inflater.unused_data  # a next gzip member starts here
+            if chunk:
+                self.inflater = zlib.decompressobj(wbits=31)
+
+    def close(self) -> None:
+        self.fh.write(self.inflater.flush())
+        if not self.inflater.eof:
+            raise zlib.error("the gzip stream is truncated")
+
+
+def fetch_input(storage_url: str, key: str, workdir: Path) -> FetchedInput:
+    """Download `key` to workdir/input.fits. Raises storage.base.ObjectNotFound, zlib.error."""
+    storage = open_storage(storage_url)
+    target = workdir / INPUT_NAME
+    partial = target.with_name(target.name + ".part")
+    digest = hashlib.sha256()
+    size = 0
+    compressed = False
+    with open(partial, "wb") as fh:
+        writer = None
+        for chunk in storage.open(key):
+            if not chunk:
+                continue
+            if writer is None:
+                compressed = chunk[:2] == GZIP_MAGIC
+                writer = _GunzipWriter(fh) if compressed else fh
+            digest.update(chunk)
+            size += len(chunk)
+            writer.write(chunk)
+        if isinstance(writer, _GunzipWriter):
+            writer.close()
+    partial.replace(target)
+    return FetchedInput(path=target, stored_size=size, sha256=digest.hexdigest(), compressed=compressed)

@@ -1,0 +1,142 @@
+"""One job from input to products: the steps of ARCHITECTURE §6 with their progress milestones.
+
+Progress: started 0, input fetched 10, header checked 15, each finder command up to 80,
+catalogue normalised 85, products written 90, products uploaded 98, finished 100.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import signal
+import time
+import zlib
+from pathlib import Path
+from types import FrameType, ModuleType
+from typing import Any
+
+from ..apps.registry import get_app
+from ..apps.spec import AppSpec
+from ..storage import open_storage
+from ..storage.base import ObjectNotFound
+from .execute import DeadlineExceeded, run_commands
+from .fetch import FetchedInput, fetch_input
+from .finders import UsageError
+from .fitsinfo import NotAnImage, read_image_header
+from .jobenv import JobContext
+from .outcome import Outcome, exit_code_of
+from .products import finish_uploads, upload_all, write_catalog_products
+from .provenance import build_provenance
+from .status import StatusReporter
+
+log = logging.getLogger("caesar_faas.runner.job")
+
+FINDERS_PACKAGE = f"{__package__}.finders"  # caesar_faas.runner.finders, or function.caesar_faas... in an image
+COMMANDS_FROM, COMMANDS_TO = 15, 80
+
+
+def load_adapter(spec: AppSpec) -> ModuleType:
+    """The finder adapter module of an app that runs locally (apps/spec.py: local_entry)."""
+    if not spec.local_entry:
+        raise UsageError(f"app {spec.name!r} runs only from its container image ({spec.image}); "
+                         "this runner cannot run it")
+    if not spec.local_entry.isidentifier():
+        raise ValueError(f"app {spec.name!r} has an invalid local_entry {spec.local_entry!r}")
+    return importlib.import_module(f"{FINDERS_PACKAGE}.{spec.local_entry}")
+
+
+def _alarm(signum: int, frame: FrameType | None) -> None:
+    raise DeadlineExceeded("the job timeout expired")
+
+
+class JobRun:
+    def __init__(self, ctx: JobContext, reporter: StatusReporter, started: float) -> None:
+        self.ctx = ctx
+        self.reporter = reporter
+        self.started = started  # time.monotonic() at runner start
+        self.deadline = started + ctx.timeout
+        self.uploaded: list[Path] = []
+
+    def run(self) -> Outcome:
+        """Run the job; never raises except Cancelled (SIGTERM). Always uploads at least job.log
+        and manifest.json, so a failed job still tells its user why."""
+        ctx = self.ctx
+        # The per-command timeout covers the finder; this alarm covers the steps in between
+        # (fetching, normalising, plotting), raising DeadlineExceeded wherever we are.
+        previous = signal.signal(signal.SIGALRM, _alarm)
+        signal.setitimer(signal.ITIMER_REAL, max(self.deadline - time.monotonic(), 0.001))
+        try:
+            outcome = self._steps()
+        except DeadlineExceeded as exc:
+            outcome = Outcome.timeout(f"the job exceeded its timeout of {ctx.timeout:g} s ({exc})")
+        except (UsageError, NotAnImage) as exc:
+            outcome = Outcome.usage(str(exc))
+        except ObjectNotFound:
+            outcome = Outcome.usage(f"the input file {ctx.input_file_id} is no longer in storage")
+        except zlib.error as exc:
+            outcome = Outcome.usage(f"the input is not a valid gzip file ({exc})")
+        except Exception as exc:  # noqa: BLE001 - any other failure is ours, not the user's
+            log.exception("the job failed")
+            outcome = Outcome.system(f"internal error: {type(exc).__name__}: {exc}")
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+        outcome.elapsed = time.monotonic() - self.started
+        log.info("outcome: %s exit_code=%d error_class=%s elapsed=%.2fs: %s", outcome.state,
+                 outcome.exit_code, outcome.error_class, outcome.elapsed, outcome.message)
+        try:
+            outcome.products = finish_uploads(open_storage(ctx.storage_url), ctx.output_prefix, self.uploaded,
+                                              ctx.log_path, ctx.products_dir)
+        except Exception as exc:  # noqa: BLE001 - the products are lost, the outcome is not
+            log.exception("uploading job.log and the manifest failed")
+            if outcome.exit_code == 0:
+                outcome = Outcome.system(f"uploading the products failed: {exc}")
+                outcome.elapsed = time.monotonic() - self.started
+        return outcome
+
+    def _steps(self) -> Outcome:
+        ctx = self.ctx
+        for folder in (ctx.workdir, ctx.tmp_dir, ctx.products_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.reporter.started(f"{ctx.app} job started")
+        spec = get_app(ctx.app)
+        adapter = load_adapter(spec)
+        options = dict(ctx.options)
+
+        fetched = fetch_input(ctx.storage_url, ctx.input_key, ctx.workdir)
+        log.info("input %s fetched: %d bytes%s, sha256 %s", ctx.input_file_id, fetched.stored_size,
+                 " (gzip, decompressed)" if fetched.compressed else "", fetched.sha256)
+        self.reporter.progress(10, "input fetched")
+
+        hdu_index, header = read_image_header(fetched.path)
+        adapter.check_image(header, options)
+        self.reporter.progress(15, "image header checked")
+
+        commands = adapter.argv(str(fetched.path), options, str(ctx.workdir))
+
+        def finished(index: int, total: int) -> None:
+            percent = COMMANDS_FROM + (COMMANDS_TO - COMMANDS_FROM) * (index + 1) // total
+            self.reporter.progress(percent, f"finder step {index + 1} of {total} finished")
+
+        index, code = run_commands(commands, cwd=ctx.workdir, log_path=ctx.log_path, deadline=self.deadline,
+                                   on_finished=finished)
+        if code != 0:
+            return Outcome.finder_exit(exit_code_of(code), f"{ctx.app} step {index + 1}")
+
+        rows = adapter.read_catalog(str(ctx.workdir), str(fetched.path), options)
+        self.reporter.progress(85, f"catalogue normalised: {len(rows)} sources")
+
+        paths = write_catalog_products(rows, ctx.products_dir, image_path=fetched.path, hdu_index=hdu_index,
+                                       header=header, provenance=self._provenance(spec, options, fetched))
+        self.reporter.progress(90, "products written")
+
+        upload_all(open_storage(ctx.storage_url), ctx.output_prefix, paths)
+        self.uploaded = paths
+        self.reporter.progress(98, "products uploaded")
+        return Outcome.success()
+
+    def _provenance(self, spec: AppSpec, options: dict[str, Any], fetched: FetchedInput) -> dict[str, Any]:
+        ctx = self.ctx
+        return build_provenance(app=ctx.app, app_version=spec.version, job_id=ctx.job_id, options=options,
+                                input_file_id=ctx.input_file_id, input_filename=ctx.input_filename,
+                                input_sha256=fetched.sha256)

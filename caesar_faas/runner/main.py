@@ -1,0 +1,62 @@
+"""The runner's entry point: set up the log and the signal handlers, run the job, report the end.
+
+Exit status: the finder's code (0 on success); see outcome.py for the whole rule."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from .cancel import Cancelled, install_cancel_handler
+from .jobenv import ContractError, load_context, workdir_from_env
+from .joblog import setup_logging
+from .outcome import EXIT_CANCELLED, Outcome, write_result
+from .status import StatusReporter
+
+FLUSH_TIMEOUT = 15.0  # seconds to wait for the last status events when NATS is slow or away
+
+
+def main() -> int:
+    started = time.monotonic()
+    install_cancel_handler()
+    workdir = workdir_from_env()
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "tmp").mkdir(exist_ok=True)
+    log = setup_logging(workdir / "job.log" if workdir is not None else None)
+    try:
+        return _run(started, log)
+    except Cancelled as exc:
+        # The dispatcher already marked the job ABORTED: no final event, no products.
+        log.warning("job cancelled (%s): finder stopped, exiting with %d", exc, EXIT_CANCELLED)
+        return EXIT_CANCELLED
+
+
+def _run(started: float, log: logging.Logger) -> int:
+    try:
+        ctx = load_context()
+    except ContractError as exc:
+        log.error("cannot run: %s", exc)
+        outcome = Outcome.system(str(exc))
+        outcome.elapsed = time.monotonic() - started
+        workdir = workdir_from_env()
+        if workdir is not None:
+            write_result(workdir, outcome.finished_data())
+        return outcome.exit_code
+
+    log.info("runner for job %s (app %s, owner %s), timeout %gs", ctx.job_id, ctx.app, ctx.owner, ctx.timeout)
+    reporter = StatusReporter(ctx.job_id, ctx.owner, ctx.nats_url)
+    try:
+        from .job import JobRun  # imported late: astropy and matplotlib take a while to load
+
+        outcome = JobRun(ctx, reporter, started).run()
+    except Exception as exc:  # noqa: BLE001 - JobRun.run handles the job's own errors; this is a broken install
+        log.exception("the runner could not run the job")
+        outcome = Outcome.system(f"runner error: {type(exc).__name__}: {exc}")
+        outcome.elapsed = time.monotonic() - started
+    data = outcome.finished_data()
+    write_result(ctx.workdir, data)
+    reporter.finished(data)
+    if not reporter.close(FLUSH_TIMEOUT):
+        log.warning("the final status event could not be published in %.0fs; result.json holds it", FLUSH_TIMEOUT)
+    return outcome.exit_code

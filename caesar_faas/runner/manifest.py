@@ -1,0 +1,44 @@
+"""manifest.json: [{"name", "size", "sha256", "media_type"}] for every other product, so a
+client can verify each download."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from ..storage.base import CHUNK
+
+MANIFEST = "manifest.json"
+
+MEDIA_TYPES = {
+    ".csv": "text/csv",
+    ".vot": "application/x-votable+xml",
+    ".json": "application/json",
+    ".reg": "text/plain",  # DS9 regions: no registered type; text is what browsers show
+    ".png": "image/png",
+    ".log": "text/plain",
+}
+
+
+def media_type(name: str) -> str:
+    return MEDIA_TYPES.get(Path(name).suffix.lower(), "application/octet-stream")
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def manifest_entry(path: Path) -> dict[str, Any]:
+    return {"name": path.name, "size": path.stat().st_size, "sha256": sha256_of(path),
+            "media_type": media_type(path.name)}
+
+
+def write_manifest(entries: list[dict[str, Any]], path: Path) -> Path:
+    path.write_text(json.dumps(entries, indent=1))
+    return path

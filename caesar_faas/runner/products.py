@@ -1,0 +1,98 @@
+"""Write the job's products into workdir/products and upload them under the job's output prefix.
+
+Order matters to readers of the prefix: the catalogue products first, then job.log (a snapshot
+taken once the outcome is logged), then manifest.json last, so a manifest present means every
+product it lists is in place."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from astropy.io import fits
+
+from ..catalog.csvfile import write_csv
+from ..catalog.ds9 import write_ds9
+from ..catalog.jsonfile import write_json
+from ..catalog.preview import write_preview
+from ..catalog.schema import COLUMNS
+from ..catalog.values import ordered_rows
+from ..catalog.votable import write_votable
+from ..storage.base import Storage
+from .manifest import MANIFEST, manifest_entry, media_type, write_manifest
+
+log = logging.getLogger("caesar_faas.runner.products")
+
+CATALOG_CSV = "catalog.csv"
+CATALOG_VOT = "catalog.vot"
+CATALOG_JSON = "catalog.json"
+REGIONS = "sources.reg"
+PREVIEW = "preview.png"
+JOB_LOG = "job.log"
+
+
+def beam_radius_arcsec(header: fits.Header, fallback: float = 5.0) -> float:
+    """Half the restoring beam's major axis: the circle drawn for a source without a fitted shape."""
+    try:
+        return float(header["BMAJ"]) * 3600.0 / 2.0
+    except (KeyError, TypeError, ValueError):
+        return fallback
+
+
+def write_catalog_products(rows: Sequence[dict[str, Any]], out_dir: Path, *, image_path: Path,
+                           hdu_index: int, header: fits.Header, provenance: dict[str, Any]) -> list[Path]:
+    """Every catalogue product from the adapter's normalised rows. The preview is best effort: a
+    plotting problem must not cost the user the catalogue."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = [column[0] for column in COLUMNS]
+    clean = ordered_rows(rows, names)
+    paths = [
+        write_csv(clean, names, out_dir / CATALOG_CSV),
+        write_votable(clean, COLUMNS, provenance, out_dir / CATALOG_VOT),
+        write_json(clean, COLUMNS, provenance, out_dir / CATALOG_JSON),
+        write_ds9(clean, out_dir / REGIONS, circle_radius_arcsec=beam_radius_arcsec(header),
+                  title=f"{provenance.get('app', '')} sources, job {provenance.get('job_id', '')}"),
+    ]
+    radius_pix = _beam_radius_pix(header)
+    try:
+        paths.append(write_preview(image_path, hdu_index, clean, out_dir / PREVIEW, default_radius_pix=radius_pix))
+    except Exception:  # noqa: BLE001 - see docstring
+        log.exception("the preview image could not be drawn; the other products are complete")
+    return paths
+
+
+def _beam_radius_pix(header: fits.Header) -> float:
+    try:
+        return max(float(header["BMAJ"]) / abs(float(header["CDELT2"])) / 2.0, 1.0)
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return 3.0
+
+
+def upload(storage: Storage, prefix: str, path: Path) -> None:
+    with open(path, "rb") as fh:
+        storage.put(prefix + path.name, fh, size=path.stat().st_size, content_type=media_type(path.name))
+
+
+def upload_all(storage: Storage, prefix: str, paths: Sequence[Path]) -> None:
+    for path in paths:
+        upload(storage, prefix, path)
+        log.info("uploaded %s (%d bytes)", path.name, path.stat().st_size)
+
+
+def finish_uploads(storage: Storage, prefix: str, uploaded: Sequence[Path], log_path: Path,
+                   out_dir: Path) -> list[str]:
+    """Snapshot and upload job.log, then the manifest of everything uploaded; returns the names
+    of all products now under prefix."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    snapshot = out_dir / JOB_LOG
+    shutil.copyfile(log_path, snapshot)
+    upload(storage, prefix, snapshot)
+    products = [*uploaded, snapshot]
+    manifest = write_manifest([manifest_entry(path) for path in products], out_dir / MANIFEST)
+    upload(storage, prefix, manifest)
+    return [path.name for path in products] + [MANIFEST]

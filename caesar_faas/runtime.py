@@ -1,0 +1,66 @@
+"""The connections a function needs, opened once per process and reused across invocations.
+
+Settings are read from the environment; connections are cached per configuration so that a test
+changing CAESAR_* variables gets fresh ones while a deployed function keeps its pool warm.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from .config import Settings, load_settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+
+    @cached_property
+    def store(self) -> Any:
+        from .store import open_store
+
+        return open_store(self.settings.db_url)
+
+    @cached_property
+    def storage(self) -> Any:
+        from .storage import open_storage
+
+        return open_storage(self.settings.storage_url, self.settings, notify=self.publish_storage_event)
+
+    @cached_property
+    def bus(self) -> Any:
+        from .events.bus import get_bus
+
+        return get_bus(self.settings.nats_url)
+
+    @cached_property
+    def backend(self) -> Any:
+        from .backends import open_backend
+
+        return open_backend(self.settings)
+
+    def publish_storage_event(self, record: dict[str, Any]) -> None:
+        """file:// mode stands in for MinIO: its object-created records go where MinIO's would."""
+        import json
+
+        from .events.subjects import STORAGE_EVENTS
+
+        key = record.get("Records", [{}])[0].get("s3", {}).get("object", {})
+        msg_id = f"storage-{key.get('key')}-{key.get('eTag')}"
+        self.bus.publish_raw(STORAGE_EVENTS, json.dumps(record).encode(), msg_id=msg_id)
+
+
+_lock = threading.Lock()
+_cache: dict[Settings, Services] = {}
+
+
+def services() -> Services:
+    settings = load_settings()
+    with _lock:
+        found = _cache.get(settings)
+        if found is None:
+            found = _cache[settings] = Services(settings)
+        return found

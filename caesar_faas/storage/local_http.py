@@ -1,0 +1,108 @@
+"""The HTTP side of file:// signed URLs: a Flask blueprint mounted by the local gateway at /storage.
+
+  GET  /storage/o/<key>?expires&[filename]&sig            stream the object (Range supported)
+  PUT  /storage/o/<key>?expires&size&sig                  store exactly `size` bytes, then notify
+  PUT  /storage/o/<key>?expires&size&upload_id&part&sig   one part of a multipart upload
+
+It behaves like S3 presigned URLs for the client: the same request works against both, a PUT
+answers 200 with a quoted ETag header. Bodies are streamed in chunks from request.stream (never
+request.data), so a multi-GB upload costs the gateway about one chunk of memory.
+A URL that is expired, altered or replayed for another key, method or size gets 403.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import Blueprint, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from .base import ObjectNotFound, content_disposition, validate_key
+from .local import FileChunks, LocalStorage
+from .signing import Grant, SignatureError
+
+URL_PREFIX = "/storage"
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    response = jsonify({"error": code, "status": message})
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+def storage_blueprint(storage: LocalStorage | Callable[[], LocalStorage],
+                      name: str = "caesar_storage") -> Blueprint:
+    """The blueprint serving signed URLs of `storage` (or of the storage a callable returns per
+    request, for gateways whose settings may change)."""
+    blueprint = Blueprint(name, __name__, url_prefix=URL_PREFIX)
+
+    def current() -> LocalStorage:
+        return storage if isinstance(storage, LocalStorage) else storage()
+
+    @blueprint.route("/o/<path:key>", methods=["GET", "PUT"])
+    def signed_object(key: str) -> Response:
+        store = current()
+        # HEAD runs this view too (Flask); it reveals only headers, so a GET grant covers it.
+        method = "GET" if request.method == "HEAD" else request.method
+        try:
+            validate_key(key)
+            grant = store.signer.verify(method, key, request.args.to_dict())
+        except (ValueError, SignatureError) as exc:
+            return _error(403, "forbidden", str(exc))
+        if method == "GET":
+            return _download(store, grant)
+        return _upload(store, grant)
+
+    return blueprint
+
+
+def _download(store: LocalStorage, grant: Grant) -> Response:
+    try:
+        fh, info, content_type = store.open_object(grant.key)
+    except ObjectNotFound:
+        return _error(404, "not_found", "no such object")
+    headers = {"Accept-Ranges": "bytes", "ETag": f'"{info.etag}"'}
+    if grant.filename:
+        headers["Content-Disposition"] = content_disposition(grant.filename)
+    start, stop, status = 0, info.size, 200
+    wanted = request.range
+    if wanted is not None and wanted.units == "bytes" and len(wanted.ranges) == 1:
+        span = wanted.range_for_length(info.size)
+        if span is None:
+            fh.close()
+            return _error(416, "range_not_satisfiable", "requested range is outside the object",
+                          {"Content-Range": f"bytes */{info.size}"})
+        start, stop = span
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{stop - 1}/{info.size}"
+    headers["Content-Length"] = str(stop - start)
+    return Response(FileChunks(fh, start, stop), status=status, headers=headers, content_type=content_type,
+                    direct_passthrough=True)
+
+
+def _upload(store: LocalStorage, grant: Grant) -> Response:
+    if grant.size is None:
+        return _error(403, "forbidden", "this URL does not allow PUT")
+    declared = request.content_length
+    if declared is not None and declared != grant.size:
+        return _error(403, "forbidden", f"body of {declared} bytes, URL signed for {grant.size}")
+    # The app may cap request bodies for inline uploads; a signed URL carries its own limit.
+    request.max_content_length = grant.size
+    content_type = request.mimetype or "application/octet-stream"
+    try:
+        if grant.upload_id is not None:
+            if grant.part is None:
+                return _error(403, "forbidden", "multipart URL without part number")
+            etag = store.put_part(grant.key, grant.upload_id, grant.part, request.stream, size=grant.size)
+        else:
+            etag = store.signed_put(grant.key, request.stream, size=grant.size, content_type=content_type).etag
+    except ObjectNotFound:
+        return _error(404, "not_found", "no such upload (completed, aborted or expired)")
+    except ValueError as exc:
+        return _error(400, "bad_request", str(exc))
+    except HTTPException as exc:  # e.g. the client went away mid-body (ClientDisconnected)
+        return _error(exc.code or 400, "bad_request", exc.description or "bad request body")
+    response = Response(status=200)
+    response.headers["ETag"] = f'"{etag}"'
+    return response

@@ -1,0 +1,280 @@
+"""s3:// storage through boto3 (AWS S3, MinIO, moto).
+
+Credentials: the secret files caesar-s3-access-key / caesar-s3-secret-key (OpenFaaS secrets) when
+both are present, else boto3's normal chain (AWS_ACCESS_KEY_ID..., profiles, IRSA).
+Presigned URLs are signed for `public_endpoint_url` when given: the signature covers the host, so a
+URL handed to a client outside the cluster must be signed for the host that client will call.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from ..config import read_secret
+from .base import (
+    CHUNK,
+    MIN_PART_SIZE,
+    MultipartUpload,
+    ObjectInfo,
+    ObjectNotFound,
+    PartUrl,
+    Storage,
+    content_disposition,
+    plan_parts,
+    validate_key,
+    validate_prefix,
+)
+
+log = logging.getLogger(__name__)
+
+# put() streams in parts of this size: memory stays at about one part whatever the object size.
+PUT_PART_SIZE = max(8 * 1024 * 1024, MIN_PART_SIZE)
+
+_MISSING = {"404", "NoSuchKey", "NotFound"}
+_NO_UPLOAD = {"404", "NoSuchUpload"}
+_BAD_PARTS = {"InvalidPart", "InvalidPartOrder", "EntityTooSmall", "MalformedXML", "InvalidRequest"}
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _etag(raw: str) -> str:
+    return raw.strip('"')
+
+
+def _read_block(stream: BinaryIO, limit: int, buf: bytearray | None = None) -> bytearray:
+    """buf (or a new buffer) filled up to limit bytes from stream, read in CHUNK pieces; shorter
+    only at end of stream."""
+    buf = bytearray() if buf is None else buf
+    while len(buf) < limit:
+        chunk = stream.read(min(CHUNK, limit - len(buf)))
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
+class BodyChunks:
+    """Chunks of a get_object body; close() releases the HTTP connection early."""
+
+    def __init__(self, body: Any) -> None:
+        self._body = body
+        self._chunks = body.iter_chunks(CHUNK)
+
+    def __iter__(self) -> BodyChunks:
+        return self
+
+    def __next__(self) -> bytes:
+        try:
+            return next(self._chunks)
+        except StopIteration:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        self._body.close()
+
+
+class S3Storage(Storage):
+    def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None,
+                 region: str | None = None, public_endpoint_url: str | None = None,
+                 url: str | None = None) -> None:
+        if not bucket:
+            raise ValueError("s3:// storage needs a bucket name")
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.url = url or f"s3://{bucket}/{self.prefix}"
+        access, secret = (read_secret("caesar-s3-access-key", "AWS_ACCESS_KEY_ID"),
+                          read_secret("caesar-s3-secret-key", "AWS_SECRET_ACCESS_KEY"))
+        session = boto3.session.Session(
+            aws_access_key_id=access if access and secret else None,
+            aws_secret_access_key=secret if access and secret else None,
+            region_name=region,
+        )
+        region_name = session.region_name or "us-east-1"
+        config = Config(
+            signature_version="s3v4",
+            # MinIO and moto answer on one host: path-style addressing for any custom endpoint.
+            s3={"addressing_style": "path" if endpoint_url else "auto"},
+            # Newer botocore adds CRC checksums by default, which some S3-compatible stores and
+            # presigned-URL clients do not handle; ask for them only where the API requires them.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            retries={"max_attempts": 5, "mode": "standard"},
+        )
+        self.client = session.client("s3", endpoint_url=endpoint_url, region_name=region_name, config=config)
+        self._presigner = (session.client("s3", endpoint_url=public_endpoint_url, region_name=region_name,
+                                          config=config)
+                           if public_endpoint_url and public_endpoint_url != endpoint_url else self.client)
+
+    def __repr__(self) -> str:
+        return f"S3Storage({self.url!r})"
+
+    def _k(self, key: str) -> str:
+        return self.prefix + validate_key(key)
+
+    def _info(self, key: str, size: int, etag: str, modified: Any) -> ObjectInfo:
+        return ObjectInfo(key=key, size=int(size), etag=_etag(etag), modified=modified.timestamp())
+
+    # ---- the Storage contract -----------------------------------------------------------------
+
+    def put(self, key: str, stream: BinaryIO, *, size: int | None = None,
+            content_type: str = "application/octet-stream") -> ObjectInfo:
+        full = self._k(key)
+        first = _read_block(stream, PUT_PART_SIZE)
+        carry = stream.read(1) if len(first) == PUT_PART_SIZE else b""
+        if not carry:
+            if size is not None and len(first) != size:
+                raise ValueError(f"stream gave {len(first)} bytes, {size} declared")
+            self.client.put_object(Bucket=self.bucket, Key=full, Body=first, ContentType=content_type)
+            return self.stat(key)
+        upload_id = self.client.create_multipart_upload(
+            Bucket=self.bucket, Key=full, ContentType=content_type)["UploadId"]
+        try:
+            parts = []
+            total = 0
+            block = first
+            while block:
+                total += len(block)
+                if size is not None and total > size:
+                    raise ValueError(f"stream longer than the declared {size} bytes")
+                number = len(parts) + 1
+                answer = self.client.upload_part(Bucket=self.bucket, Key=full, UploadId=upload_id,
+                                                 PartNumber=number, Body=block)
+                parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+                block = _read_block(stream, PUT_PART_SIZE, bytearray(carry)) if carry else bytearray()
+                carry = stream.read(1) if len(block) == PUT_PART_SIZE else b""
+            if size is not None and total != size:
+                raise ValueError(f"stream ended after {total} of the declared {size} bytes")
+            self.client.complete_multipart_upload(Bucket=self.bucket, Key=full, UploadId=upload_id,
+                                                  MultipartUpload={"Parts": parts})
+        except BaseException:
+            self.abort_multipart(key, upload_id)
+            raise
+        return self.stat(key)
+
+    def open(self, key: str, *, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        if start < 0 or (end is not None and end < 0):
+            raise ValueError("byte range offsets must be >= 0")
+        full = self._k(key)
+        if end is not None and end <= start:
+            self.stat(key)  # still report a missing key
+            return iter(())
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": full}
+        if start or end is not None:
+            params["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
+        try:
+            answer = self.client.get_object(**params)
+        except ClientError as exc:
+            if _code(exc) in _MISSING:
+                raise ObjectNotFound(key) from None
+            if _code(exc) in ("InvalidRange", "416"):  # start at or past the end: nothing to read
+                self.stat(key)
+                return iter(())
+            raise
+        return BodyChunks(answer["Body"])
+
+    def stat(self, key: str) -> ObjectInfo:
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self._k(key))
+        except ClientError as exc:
+            if _code(exc) in _MISSING:
+                raise ObjectNotFound(key) from None
+            raise
+        return self._info(key, head["ContentLength"], head["ETag"], head["LastModified"])
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        validate_prefix(prefix)
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.prefix + prefix)
+        for page in pages:
+            for obj in page.get("Contents", []):
+                yield self._info(obj["Key"][len(self.prefix):], obj["Size"], obj["ETag"], obj["LastModified"])
+
+    def delete(self, key: str) -> bool:
+        try:
+            self.stat(key)
+        except ObjectNotFound:
+            return False
+        self.client.delete_object(Bucket=self.bucket, Key=self._k(key))
+        return True
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Batched deletes (1000 keys per request) instead of one request per object."""
+        keys = [self.prefix + info.key for info in self.list(prefix)]
+        for i in range(0, len(keys), 1000):
+            batch = [{"Key": k} for k in keys[i:i + 1000]]
+            answer = self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+            if answer.get("Errors"):
+                raise OSError(f"delete_objects failed for {len(answer['Errors'])} keys")
+        return len(keys)
+
+    def ping(self) -> None:
+        self.client.head_bucket(Bucket=self.bucket)
+
+    # ---- presigned URLs -----------------------------------------------------------------------
+
+    def presign_get(self, key: str, *, expires: int = 3600, filename: str | None = None) -> str:
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": self._k(key)}
+        if filename:
+            params["ResponseContentDisposition"] = content_disposition(filename)
+        return self._presigner.generate_presigned_url("get_object", Params=params, ExpiresIn=expires)
+
+    def presign_put(self, key: str, *, size: int, expires: int = 3600) -> str:
+        if size < 0:
+            raise ValueError("size must be >= 0")
+        # ContentLength becomes a signed header: S3 refuses a body of any other size.
+        return self._presigner.generate_presigned_url(
+            "put_object", Params={"Bucket": self.bucket, "Key": self._k(key), "ContentLength": size},
+            ExpiresIn=expires)
+
+    def create_multipart(self, key: str, *, size: int, part_size: int, expires: int = 3600) -> MultipartUpload:
+        full = self._k(key)
+        plan = plan_parts(size, part_size)
+        upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=full)["UploadId"]
+        parts = [
+            PartUrl(number=n, offset=offset, size=length, url=self._presigner.generate_presigned_url(
+                "upload_part",
+                Params={"Bucket": self.bucket, "Key": full, "UploadId": upload_id, "PartNumber": n},
+                ExpiresIn=expires))
+            for n, offset, length in plan
+        ]
+        return MultipartUpload(key=key, upload_id=upload_id, part_size=part_size, parts=parts)
+
+    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> ObjectInfo:
+        listed = [{"PartNumber": int(n), "ETag": f'"{_etag(str(etag))}"'} for n, etag in parts]
+        try:
+            self.client.complete_multipart_upload(Bucket=self.bucket, Key=self._k(key), UploadId=upload_id,
+                                                  MultipartUpload={"Parts": listed})
+        except ClientError as exc:
+            if _code(exc) in _NO_UPLOAD:
+                raise ObjectNotFound(f"no such upload {upload_id}") from None
+            if _code(exc) in _BAD_PARTS:
+                raise ValueError(f"parts refused by S3: {_code(exc)}") from None
+            raise
+        return self.stat(key)
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=self._k(key), UploadId=upload_id)
+        except ClientError as exc:
+            if _code(exc) not in _NO_UPLOAD:
+                raise
+
+    def list_multipart(self, prefix: str) -> Iterator[tuple[str, str, float]]:
+        validate_prefix(prefix)
+        found = []
+        pages = self.client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.bucket, Prefix=self.prefix + prefix)
+        for page in pages:
+            for upload in page.get("Uploads", []):
+                found.append((upload["Key"][len(self.prefix):], upload["UploadId"],
+                              upload["Initiated"].timestamp()))
+        yield from sorted(found, key=lambda item: (item[0], item[2]))

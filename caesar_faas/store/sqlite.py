@@ -1,0 +1,301 @@
+"""The Store contract on one SQLite file, shared by threads and processes (gateway, runner,
+connector, monitor).
+
+WAL lets readers run beside the single writer; busy_timeout makes writers queue instead of
+failing; every read-check-write runs inside BEGIN IMMEDIATE, which takes the write lock before
+the read, so a compare-and-set is atomic across processes. sqlite3 connections must not be
+shared between threads, hence one per thread (and a fresh one after fork).
+
+Each collection is a table: id, owner, created, a few indexed columns the services filter on,
+and the whole record as JSON in `doc`. SQL on those columns only narrows the rows read; every
+row is re-checked with filters.matches, so the semantics are exactly the reference ones.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from . import cursors
+from .base import COLLECTIONS, DuplicateId, Filter, Page, Record, Store
+from .filters import check_field, is_number, lookup, matches, validate
+from .records import check_changes, check_record
+
+BUSY_TIMEOUT_MS = 30_000
+BASE_COLUMNS = ("id", "owner", "created")
+EXTRA_COLUMNS: dict[str, tuple[str, ...]] = {
+    "files": ("status", "expires"),
+    "jobs": ("state", "active", "app", "tag", "expires"),
+    "users": (),
+    "stats": (),
+}
+INDEXES: dict[str, tuple[tuple[str, ...], ...]] = {
+    "files": (("owner", "status"), ("status",), ("expires",)),
+    "jobs": (("state", "active"), ("owner", "state"), ("app",), ("tag",), ("expires",)),
+    "users": (),
+    "stats": (),
+}
+_SQL_OPS = {"lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
+_SCALAR_TYPES = (str, int, float, bool)
+
+
+def _columns(collection: str) -> tuple[str, ...]:
+    if collection not in COLLECTIONS:
+        raise ValueError(f"unknown collection {collection!r}")
+    return BASE_COLUMNS + EXTRA_COLUMNS[collection]
+
+
+def _column_value(record: Record, column: str) -> Any:
+    """What the column holds: scalars as they are, NULL for missing or nested values (those rows
+    are still found through the Python re-check wherever a condition could match them)."""
+    value = record.get(column)
+    return value if isinstance(value, _SCALAR_TYPES) else None
+
+
+def _pushdown(collection: str, where: Filter | None) -> tuple[list[str], list[Any]]:
+    """SQL clauses that keep at least every row `matches` accepts (a superset, never fewer)."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    columns = _columns(collection)
+    for field, cond in (where or {}).items():
+        if field not in columns:
+            continue
+        col = f'"{field}"'
+        conds = cond.items() if isinstance(cond, dict) else [("eq", cond)]
+        for op, arg in conds:
+            if op == "eq":
+                if arg is None:
+                    clauses.append(f"{col} IS NULL")
+                else:
+                    clauses.append(f"{col} = ?")
+                    params.append(arg)
+            elif op == "in":
+                known = [v for v in arg if v is not None]
+                parts = [f"{col} IN ({','.join('?' * len(known))})"] if known else []
+                if None in arg:
+                    parts.append(f"{col} IS NULL")
+                clauses.append("(" + " OR ".join(parts) + ")" if parts else "0")
+                params.extend(known)
+            elif op == "nin":
+                # Only for strings: SQL would also drop an int 1 for nin [True] (0/1 storage).
+                if arg and all(isinstance(v, str) for v in arg):
+                    clauses.append(f"({col} IS NULL OR {col} NOT IN ({','.join('?' * len(arg))}))")
+                    params.extend(arg)
+            else:
+                clauses.append(f"{col} {_SQL_OPS[op]} ?")
+                params.append(arg)
+    return clauses, params
+
+
+def _where_sql(clauses: list[str]) -> str:
+    return (" WHERE " + " AND ".join(clauses)) if clauses else ""
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    """Order values of mixed types roughly like MongoDB: null, numbers, strings, nested, bools."""
+    if value is None:
+        return (0, 0)
+    if is_number(value):
+        return (1, value)
+    if isinstance(value, str):
+        return (2, value)
+    if isinstance(value, bool):
+        return (5, value)
+    return (3, json.dumps(value, sort_keys=True))
+
+
+class SQLiteStore(Store):
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        self._schema_pid: int | None = None
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == os.getpid():
+            return conn
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we issue BEGIN ourselves; check_same_thread=False only so that
+        # close() may close every thread's connection; each is still used by one thread.
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        with self._lock:
+            self._connections.append(conn)
+            if self._schema_pid != os.getpid():
+                self._create_schema(conn)
+                self._schema_pid = os.getpid()
+        self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    def _create_schema(self, conn: sqlite3.Connection) -> None:
+        with self._transaction(conn):
+            for name in COLLECTIONS:
+                extras = "".join(f', "{c}"' for c in EXTRA_COLUMNS[name])
+                conn.execute(f'CREATE TABLE IF NOT EXISTS "{name}" (id TEXT PRIMARY KEY, owner, '
+                             f"created REAL{extras}, doc TEXT NOT NULL)")
+                conn.execute(f'CREATE INDEX IF NOT EXISTS "{name}_owner_created" '
+                             f'ON "{name}" (owner, created DESC, id DESC)')
+                conn.execute(f'CREATE INDEX IF NOT EXISTS "{name}_created" '
+                             f'ON "{name}" (created DESC, id DESC)')
+                for cols in INDEXES[name]:
+                    conn.execute(f'CREATE INDEX IF NOT EXISTS "{name}_{"_".join(cols)}" '
+                                 f'ON "{name}" ({", ".join(cols)})')
+
+    @contextmanager
+    def _transaction(self, conn: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE: take the write lock before reading, so read-check-write is atomic."""
+        conn = conn or self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _table(collection: str) -> str:
+        if collection not in COLLECTIONS:
+            raise ValueError(f"unknown collection {collection!r}")
+        return f'"{collection}"'
+
+    def _write_row(self, conn: sqlite3.Connection, collection: str, record: Record,
+                   verb: str = "INSERT") -> None:
+        cols = ", ".join(f'"{c}"' for c in _columns(collection) + ("doc",))
+        values = [_column_value(record, c) for c in _columns(collection)] + [json.dumps(record)]
+        conn.execute(f"{verb} INTO {self._table(collection)} ({cols}) "
+                     f"VALUES ({','.join('?' * len(values))})", values)
+
+    def _load(self, conn: sqlite3.Connection, collection: str, record_id: str) -> Record | None:
+        row = conn.execute(f"SELECT doc FROM {self._table(collection)} WHERE id = ?",
+                           (record_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def _scan(self, collection: str, where: Filter | None, *, extra: list[str] | None = None,
+              extra_params: list[Any] | None = None, order_sql: str = "") -> Iterator[Record]:
+        """Matching records, in SQL order, read lazily so callers may stop early."""
+        validate(where)
+        table = self._table(collection)
+        clauses, params = _pushdown(collection, where)
+        clauses += extra or []
+        params += extra_params or []
+        rows = self._conn().execute(f"SELECT doc FROM {table}{_where_sql(clauses)}{order_sql}", params)
+        try:
+            for (doc,) in rows:
+                record = json.loads(doc)
+                if matches(record, where):
+                    yield record
+        finally:
+            rows.close()  # an unfinished SELECT would pin the WAL snapshot of this connection
+
+    # -- the contract --------------------------------------------------------------------------
+
+    def insert(self, collection: str, record: Record) -> None:
+        check_record(record, full=True)
+        try:
+            self._write_row(self._conn(), collection, record)
+        except sqlite3.IntegrityError as exc:  # the only constraint is the primary key
+            raise DuplicateId(record["id"]) from exc
+
+    def get(self, collection: str, record_id: str) -> Record | None:
+        return self._load(self._conn(), collection, record_id)
+
+    def update(self, collection: str, record_id: str, changes: dict[str, Any], *,
+               expect: Filter | None = None, unset: list[str] | None = None) -> Record | None:
+        check_changes(changes, unset)
+        validate(expect)
+        with self._transaction() as conn:
+            record = self._load(conn, collection, record_id)
+            if record is None or not matches(record, expect):
+                return None
+            record.update(changes)
+            for field in unset or []:
+                record.pop(field, None)
+            self._write_row(conn, collection, record, "REPLACE")
+            return record
+
+    def upsert(self, collection: str, record: Record) -> None:
+        check_record(record, full=False)
+        self._write_row(self._conn(), collection, record, "REPLACE")
+
+    def delete(self, collection: str, record_id: str, *, expect: Filter | None = None) -> bool:
+        validate(expect)
+        with self._transaction() as conn:
+            record = self._load(conn, collection, record_id)
+            if record is None or not matches(record, expect):
+                return False
+            conn.execute(f"DELETE FROM {self._table(collection)} WHERE id = ?", (record_id,))
+            return True
+
+    def find(self, collection: str, where: Filter | None = None, *, limit: int | None = None,
+             order: str = "created") -> list[Record]:
+        check_field(order)
+        if order in _columns(collection):
+            order_sql = f' ORDER BY "{order}", id' if order != "id" else " ORDER BY id"
+            with closing(self._scan(collection, where, order_sql=order_sql)) as found:
+                return list(found) if limit is None else list(islice(found, max(limit, 0)))
+        records = sorted(self._scan(collection, where),
+                         key=lambda r: (_sort_key(lookup(r, order, None)), r["id"]))
+        return records if limit is None else records[:limit]
+
+    def count(self, collection: str, where: Filter | None = None) -> int:
+        return sum(1 for _ in self._scan(collection, where))
+
+    def page(self, collection: str, where: Filter | None, *, limit: int,
+             cursor: str | None = None) -> Page:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        extra, params = ["created IS NOT NULL"], []
+        if cursor is not None:
+            created, last_id = cursors.decode(cursor)
+            extra.append("(created < ? OR (created = ? AND id < ?))")
+            params += [created, created, last_id]
+        with closing(self._scan(collection, where, extra=extra, extra_params=params,
+                                order_sql=" ORDER BY created DESC, id DESC")) as found:
+            items, more = self._take(found, limit)
+        last = items[-1] if items else None
+        return Page(items, cursors.encode(last["created"], last["id"]) if more and last else None)
+
+    @staticmethod
+    def _take(found: Iterator[Record], limit: int) -> tuple[list[Record], bool]:
+        """Up to `limit` positioned records, and whether one more exists."""
+        items: list[Record] = []
+        for record in found:
+            if not is_number(record.get("created")):
+                continue  # only records with a numeric created have a position
+            if len(items) == limit:
+                return items, True
+            items.append(record)
+        return items, False
+
+    def sum(self, collection: str, field: str, where: Filter | None = None) -> float:
+        check_field(field)
+        values = (lookup(r, field) for r in self._scan(collection, where))
+        return float(sum(v for v in values if is_number(v)))
+
+    def ping(self) -> None:
+        self._conn().execute("SELECT 1").fetchone()
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+            self._schema_pid = None
+        self._local = threading.local()

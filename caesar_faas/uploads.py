@@ -1,0 +1,188 @@
+"""Large uploads that bypass the functions (issue 7, FirecREST v2 lesson): the client gets
+presigned URLs (one PUT, or one per multipart part), sends the bytes straight to storage, and the
+storage's object-created notification registers the file (`register_from_notification`).
+
+file:// mode: the URLs point at the local gateway's signed endpoint, which publishes the same
+MinIO-format notification, so one code path registers files in both modes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+
+from .access import fetch_owned
+from .errors import ApiError, BadRequest, Conflict
+from .events.subjects import STORAGE_EVENTS
+from .files import announce, clean_tag, file_key, public_view
+from .fits_check import HEADER_PROBE, check_name, inspect_chunks
+from .ids import epoch, is_id, iso, new_id
+from .storage.base import ObjectNotFound
+
+log = logging.getLogger("caesar.uploads")
+
+MAX_UPLOAD = 5 * 1024**4  # S3's object size limit
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_KEY = re.compile(r"^files/([A-Za-z0-9._@-]{1,128})/([0-9a-f-]{36})$")
+
+
+def _int_field(body: dict[str, Any], name: str) -> int:
+    value = body.get(name)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise BadRequest(f"{name} must be an integer", code="invalid_field", field=name)
+    return value
+
+
+def create(svc: Any, who: Any, body: dict[str, Any]) -> dict[str, Any]:
+    """A pending file record and where to send its bytes."""
+    from .quotas import check_upload
+
+    unknown = set(body) - {"filename", "size", "sha256", "tag"}
+    if unknown:
+        raise BadRequest(f"unknown field(s): {', '.join(sorted(unknown))}", code="invalid_field")
+    filename = body.get("filename")
+    if not isinstance(filename, str) or not filename or len(filename) > 255:
+        raise BadRequest("filename must be a non-empty string", code="invalid_field", field="filename")
+    fmt = check_name(filename)
+    size = _int_field(body, "size")
+    if not 0 < size <= MAX_UPLOAD:
+        raise BadRequest(f"size must be between 1 and {MAX_UPLOAD}", code="invalid_field", field="size")
+    sha256 = body.get("sha256")
+    if sha256 is not None and (not isinstance(sha256, str) or not _SHA256.match(sha256)):
+        raise BadRequest("sha256 must be 64 lower-case hex digits", code="invalid_field", field="sha256")
+    tag = clean_tag(body.get("tag"))
+    check_upload(svc.store, who.owner, size, svc.settings)
+
+    settings = svc.settings
+    file_id = new_id()
+    key = file_key(who.owner, file_id)
+    now = epoch()
+    expires = now + settings.upload_ttl
+    single = multipart = None
+    upload_id = None
+    if size <= settings.part_size:
+        single = {"url": svc.storage.presign_put(key, size=size, expires=settings.upload_ttl), "method": "PUT"}
+    else:
+        mp = svc.storage.create_multipart(key, size=size, part_size=settings.part_size, expires=settings.upload_ttl)
+        upload_id = mp.upload_id
+        multipart = {"upload_id": mp.upload_id, "part_size": mp.part_size,
+                     "parts": [{"number": p.number, "url": p.url, "offset": p.offset, "size": p.size}
+                               for p in mp.parts]}
+    record = {"id": file_id, "owner": who.owner, "created": now, "status": "pending", "filename_orig": filename,
+              "format": fmt, "size": size, "sha256": sha256, "shape": None, "tag": tag, "key": key,
+              "upload_id": upload_id, "expires": expires, "announced": False}
+    try:
+        svc.store.insert("files", record)
+    except Exception:
+        if upload_id:
+            svc.storage.abort_multipart(key, upload_id)
+        raise
+    return {**public_view(record), "expires": iso_epoch(expires), "single": single, "multipart": multipart,
+            "complete_url": f"/function/upload/{file_id}/complete"}
+
+
+def iso_epoch(ts: float) -> str:
+    from datetime import UTC, datetime
+
+    return iso(datetime.fromtimestamp(ts, UTC))
+
+
+def _parts(body: dict[str, Any]) -> list[tuple[int, str]]:
+    parts = body.get("parts")
+    if not isinstance(parts, list) or not parts:
+        raise BadRequest("parts must be a non-empty list of {number, etag}", code="invalid_field", field="parts")
+    out = []
+    for part in parts:
+        if (not isinstance(part, dict) or not isinstance(part.get("number"), int)
+                or not isinstance(part.get("etag"), str)):
+            raise BadRequest("each part needs an integer number and a string etag", code="invalid_field",
+                             field="parts")
+        out.append((part["number"], part["etag"].strip('"')))
+    return sorted(out)
+
+
+def complete(svc: Any, who: Any, file_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Finish a multipart upload (or confirm a single PUT) and announce the object, as MinIO would;
+    registration itself happens on the event (the notification id dedupes MinIO's own)."""
+    record = fetch_owned(svc.store, "files", file_id, who.owner, who.is_admin, "file")
+    if record.get("status") != "pending":
+        return public_view(record)  # completing twice is harmless
+    if record.get("upload_id"):
+        info = svc.storage.complete_multipart(record["key"], record["upload_id"], _parts(body))
+        svc.store.update("files", file_id, {"upload_id": None}, expect={"status": "pending"})
+    else:
+        try:
+            info = svc.storage.stat(record["key"])
+        except ObjectNotFound as exc:
+            raise Conflict("nothing was uploaded to the URL yet", code="upload_incomplete") from exc
+    from .storage.notifications import minio_record
+
+    event_name = "s3:ObjectCreated:CompleteMultipartUpload" if record.get("upload_id") else "s3:ObjectCreated:Put"
+    notification = minio_record(_bucket(svc), info, event_name)
+    svc.bus.publish_raw(STORAGE_EVENTS, json.dumps(notification).encode(),
+                        msg_id=f"storage-{info.key}-{info.etag}")
+    return {**public_view(record), "status": "Upload complete; registering"}
+
+
+def _bucket(svc: Any) -> str:
+    return getattr(svc.storage, "bucket", "local")
+
+
+def register_from_notification(svc: Any, doc: dict[str, Any]) -> dict[str, Any]:
+    """Apply a MinIO-format notification: pending -> ready (or invalid). Idempotent; events for
+    other prefixes, unknown records or other event types are ignored."""
+    from .storage.notifications import parse_minio_record
+
+    results = []
+    for event_name, _bucket_name, key, size, etag in parse_minio_record(doc):
+        results.append(_register_one(svc, event_name, key, size, etag))
+    return {"results": results}
+
+
+def _register_one(svc: Any, event_name: str, key: str, size: int | None, etag: str | None) -> str:
+    if not event_name.startswith("s3:ObjectCreated"):
+        return "ignored: not an object-created event"
+    match = _KEY.match(key)
+    if not match or not is_id(match.group(2)):
+        return "ignored: key outside the service's prefixes"
+    owner, file_id = match.groups()
+    record = svc.store.get("files", file_id)
+    if record is None or record.get("owner") != owner or record.get("key") != key:
+        return "ignored: no such upload"
+    if record.get("status") != "pending":
+        return f"unchanged: already {record.get('status')}"
+    if record.get("upload_id"):
+        return "ignored: multipart upload not completed through the service yet"
+    try:
+        info = svc.storage.stat(key)
+    except ObjectNotFound:
+        return "ignored: object gone"
+    changes: dict[str, Any] = {"size": info.size, "etag": info.etag, "expires": None}
+    try:
+        fits = inspect_chunks(record["filename_orig"], svc.storage.open(key, start=0, end=min(info.size, HEADER_PROBE)),
+                              info.size, whole=False)
+        if info.size != record["size"]:
+            raise BadRequest(f"{info.size} bytes arrived, {record['size']} were announced", code="size_mismatch")
+        changes.update({"status": "ready", "format": fits.format, "shape": fits.shape, "bitpix": fits.bitpix})
+    except ApiError as exc:  # 415 / 422 from the FITS check, 400 for a size mismatch
+        changes.update({"status": "invalid", "reason": exc.message})
+    updated = svc.store.update("files", file_id, changes, expect={"status": "pending"})
+    if updated is None:
+        return "unchanged: raced"
+    if updated["status"] == "ready":
+        announce(svc, updated)
+    return updated["status"]
+
+
+def expire(svc: Any, now: float, batch: int = 100) -> int:
+    """Drop pending uploads past their deadline (abort their multipart upload, delete any bytes)."""
+    count = 0
+    for record in svc.store.find("files", {"status": "pending", "expires": {"lt": now}}, limit=batch):
+        if svc.store.update("files", record["id"], {"status": "deleting"}, expect={"status": "pending"}):
+            from .files import finish_delete
+
+            finish_delete(svc, {**record, "status": "deleting"})
+            count += 1
+    return count

@@ -1,0 +1,51 @@
+"""accounting: GET / the caller's own usage (admins: ?user=<id> or ?all=1); GET /apps per-app
+figures (admin); GET|PUT /limits/<user> per-user quota overrides (admin)."""
+
+try:  # OpenFaaS image: the shared package is copied next to this file (function.caesar_faas)
+    from .caesar_faas import accounting, http, quotas, runtime
+    from .caesar_faas.errors import Forbidden
+except ImportError:  # local gateway and tests: the package is importable from the repo root
+    from caesar_faas import accounting, http, quotas, runtime
+    from caesar_faas.errors import Forbidden
+
+
+def _admin(who) -> None:
+    if not who.is_admin:
+        raise Forbidden("this figure is for administrators", code="admin_only")
+
+
+@http.endpoint
+def handle(req: http.Request):
+    svc = runtime.services()
+    who = http.caller(req, svc.settings)
+    parts = req.parts
+    if not parts and req.method == "GET":
+        user = req.arg("user")
+        if user and user != who.owner or req.flag("all"):
+            _admin(who)
+        snapshot = accounting.load(svc.store) or accounting.compute(svc.store, _now())
+        if req.flag("all"):
+            return http.respond(200, snapshot)
+        owner = user or who.owner
+        return http.respond(200, {**accounting.for_user(snapshot, owner),
+                                  "limits": quotas.limits_for(svc.store, owner, svc.settings).as_dict(),
+                                  "usage": quotas.usage(svc.store, owner).as_dict()})
+    if parts == ["apps"] and req.method == "GET":
+        _admin(who)
+        snapshot = accounting.load(svc.store) or accounting.compute(svc.store, _now())
+        return http.respond(200, {"apps": snapshot.get("apps", {}), "computed": snapshot.get("computed")})
+    if len(parts) == 2 and parts[0] == "limits":
+        _admin(who)
+        if req.method == "PUT":
+            quotas.set_limits(svc.store, parts[1], req.json())
+        elif req.method != "GET":
+            raise http.method_not_allowed(req, "GET, PUT")
+        return http.respond(200, {"user": parts[1],
+                                  "limits": quotas.limits_for(svc.store, parts[1], svc.settings).as_dict()})
+    raise http.not_found("route")
+
+
+def _now() -> float:
+    import time
+
+    return time.time()

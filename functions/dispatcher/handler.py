@@ -1,0 +1,42 @@
+"""dispatcher (internal, called by the connector): caesar.jobs.submitted -> launch through the
+backend; caesar.jobs.status -> apply the runner's report; caesar.jobs.cancel -> stop the job.
+Every effect is a compare-and-set, so a repeated or late event changes nothing."""
+
+try:  # OpenFaaS image: the shared package is copied next to this file (function.caesar_faas)
+    from .caesar_faas import http, internal_auth, runtime
+    from .caesar_faas.events import cloudevents, subjects
+    from .caesar_faas.jobs import dispatch
+except ImportError:  # local gateway and tests: the package is importable from the repo root
+    from caesar_faas import http, internal_auth, runtime
+    from caesar_faas.events import cloudevents, subjects
+    from caesar_faas.jobs import dispatch
+
+
+@http.endpoint
+def handle(req: http.Request):
+    svc = runtime.services()
+    internal_auth.require_system(http.caller(req, svc.settings))
+    if req.method != "POST":
+        raise http.method_not_allowed(req, "POST")
+    try:
+        event = cloudevents.from_http(dict(req.headers), req.body)
+    except ValueError as exc:
+        raise http.BadRequest(str(exc), code="not_a_cloudevent") from exc
+    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    kind = event.get("type")
+    if kind == subjects.event_type(subjects.JOBS_SUBMITTED):
+        result = dispatch.on_submitted(svc.store, svc.backend, svc.bus, svc.settings, _job_id(data))
+    elif kind == subjects.event_type(subjects.JOBS_STATUS):
+        result = dispatch.on_status(svc.store, svc.backend, svc.bus, svc.settings, data)
+    elif kind == subjects.event_type(subjects.JOBS_CANCEL):
+        result = dispatch.on_cancel(svc.store, svc.backend, svc.settings, _job_id(data))
+    else:
+        raise http.BadRequest(f"unexpected event type {kind!r}", code="unexpected_event")
+    return http.respond(200, {"result": result if isinstance(result, (dict, list, str)) else str(result)})
+
+
+def _job_id(data: dict) -> str:
+    job_id = data.get("job_id")
+    if not isinstance(job_id, str):
+        raise http.BadRequest("the event carries no job_id", code="invalid_event")
+    return job_id

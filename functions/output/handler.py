@@ -1,0 +1,25 @@
+"""output: GET /<job_id> streams a tar.gz of all products; GET /<job_id>/<product> one product
+(?redirect=1: a redirect to a signed URL). A job not finished answers 202 with its state."""
+
+try:  # OpenFaaS image: the shared package is copied next to this file (function.caesar_faas)
+    from .caesar_faas import downloads, http, outputs, runtime
+except ImportError:  # local gateway and tests: the package is importable from the repo root
+    from caesar_faas import downloads, http, outputs, runtime
+
+
+@http.endpoint
+def handle(req: http.Request):
+    svc = runtime.services()
+    who = http.caller(req, svc.settings)
+    if req.method != "GET":
+        raise http.method_not_allowed(req, "GET")
+    if not 1 <= len(req.parts) <= 2:
+        raise http.not_found("route")
+    job = outputs.finished_job(svc.store, who.owner, who.is_admin, req.parts[0])
+    if not outputs.is_finished(job):
+        return http.respond(202, outputs.not_ready_view(job))
+    if len(req.parts) == 1:
+        return http.stream_response(outputs.archive(svc.storage, job), media_type="application/gzip",
+                                    filename=f"{job['id']}.tar.gz")
+    key, media_type = outputs.product(svc.storage, job, req.parts[1])
+    return downloads.serve(svc, key, req.parts[1], media_type, redirect=req.flag("redirect"))

@@ -1,0 +1,22 @@
+"""status: GET /<job_id> answers the job's state (caesar-rest fields plus progress, times and
+error class). ?wait=N (s, at most 60) holds the answer until the state changes (long poll)."""
+
+try:  # OpenFaaS image: the shared package is copied next to this file (function.caesar_faas)
+    from .caesar_faas import http, runtime
+    from .caesar_faas.jobs import control, records
+except ImportError:  # local gateway and tests: the package is importable from the repo root
+    from caesar_faas import http, runtime
+    from caesar_faas.jobs import control, records
+
+
+@http.endpoint
+def handle(req: http.Request):
+    svc = runtime.services()
+    who = http.caller(req, svc.settings)
+    if req.method != "GET":
+        raise http.method_not_allowed(req, "GET")
+    if len(req.parts) != 1:
+        raise http.not_found("route")
+    job = control.wait_for_change(svc.store, who.owner, who.is_admin, req.parts[0],
+                                  wait=req.int_arg("wait", 0, low=0, high=60), since=req.arg("state"))
+    return http.respond(200, records.public_view(job))

@@ -1,0 +1,36 @@
+"""upload: POST / stores a FITS image sent inline (multipart field `file`, optional `tag`);
+POST / with a JSON body {filename, size, sha256?, tag?} starts a large presigned upload;
+POST /<id>/complete finishes one."""
+
+try:  # OpenFaaS image: the shared package is copied next to this file (function.caesar_faas)
+    from .caesar_faas import files, http, runtime, uploads
+    from .caesar_faas.multipart import parse_upload
+except ImportError:  # local gateway and tests: the package is importable from the repo root
+    from caesar_faas import files, http, runtime, uploads
+    from caesar_faas.multipart import parse_upload
+
+
+@http.endpoint
+def handle(req: http.Request):
+    svc = runtime.services()
+    who = http.caller(req, svc.settings)
+    if req.method != "POST":
+        raise http.method_not_allowed(req, "POST")
+    if len(req.parts) == 2 and req.parts[1] == "complete":
+        return http.respond(200, uploads.complete(svc, who, req.parts[0], req.json()))
+    if req.parts:
+        raise http.not_found("route")
+    if req.header("Content-Type").lower().startswith("application/json"):
+        return http.respond(201, uploads.create(svc, who, req.json()))
+    limit = svc.settings.max_inline_upload
+    fields, upload = parse_upload(
+        req.stream, req.header("Content-Type"), req.header("Content-Length") or None, max_bytes=limit,
+        limit_message=(f"the body is larger than the inline upload limit ({limit} bytes): send large images "
+                       "through the presigned route, POST /function/upload with a JSON body "
+                       '{"filename": ..., "size": ...} (README, "Large uploads")'),
+        spool_dir=str(svc.settings.tmp_dir))
+    try:
+        record = files.store_upload(svc, who.owner, upload, fields.get("tag"))
+    finally:
+        upload.spool.close()
+    return http.respond(201, files.public_view(record))

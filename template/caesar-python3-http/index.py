@@ -1,0 +1,24 @@
+"""Entry point of a function image: the python3-http contract (faas_contract.py) served by
+waitress on :5000 behind of-watchdog in http mode."""
+
+import os
+
+from flask import Flask, request
+from waitress import serve
+
+from faas_contract import Context, Event, format_response
+from function import handler
+
+app = Flask(__name__)
+METHODS = ["GET", "PUT", "POST", "PATCH", "DELETE"]
+
+
+@app.route("/", defaults={"path": ""}, methods=METHODS)
+@app.route("/<path:path>", methods=METHODS)
+def call_handler(path):
+    return format_response(handler.handle(Event(request), Context()))
+
+
+if __name__ == "__main__":
+    serve(app, host=os.getenv("FUNCTION_HOST", "0.0.0.0"), port=int(os.getenv("FUNCTION_PORT", "5000")),  # noqa: S104
+          threads=int(os.getenv("FUNCTION_THREADS", "8")))
