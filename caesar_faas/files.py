@@ -116,6 +116,11 @@ def list_files(svc: Any, owner: str, is_admin: bool, *, limit: int, cursor: str 
     return {"files": [public_view(r) for r in page.items], "next_cursor": page.next_cursor}
 
 
+def all_ids(svc: Any, owner: str) -> list[str]:
+    """caesar-rest's /fileids: every ready file of the caller, newest first."""
+    return [r["id"] for r in svc.store.find("files", {"owner": owner, "status": "ready"})][::-1]
+
+
 def get_file(svc: Any, owner: str, is_admin: bool, file_id: str) -> dict[str, Any]:
     rec = fetch_owned(svc.store, "files", file_id, owner, is_admin, "file")
     if rec.get("status") == "deleting":

@@ -177,8 +177,9 @@ def check_submit(store: Store, owner: str, timeout: int | None, settings: Settin
 
 
 def is_launched(job: Record) -> bool:
-    """A PENDING job the dispatcher already handed to a backend (it holds a slot)."""
-    return bool(job.get("backend_ref")) or job.get("active") is True
+    """A PENDING job the dispatcher already handed to a backend (it holds a slot): the backend
+    contract stores launch()'s reference in `backend_ref`, so its presence is the signal."""
+    return bool(job.get("backend_ref"))
 
 
 def running_slots_free(store: Store, owner: str, settings: Settings) -> int:

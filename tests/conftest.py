@@ -2,8 +2,10 @@
 
 pytest_plugins = [
     "tests.fixtures.services",
+    "tests.fixtures.stack",
     "tests.fixtures.auth",
     "tests.fixtures.store",
     "tests.fixtures.storage",
     "tests.fixtures.k8s",
+    "tests.fixtures.jobs",
 ]

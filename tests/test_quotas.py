@@ -195,7 +195,7 @@ def test_fair_pick_round_robin_oldest_first(store, settings):
 
 def test_fair_pick_counts_slots_already_held(store, settings):
     add_job(store, "alice", 1, "RUNNING")
-    add_job(store, "alice", 2, "PENDING", active=True)  # launched already: holds a slot
+    add_job(store, "alice", 2, "PENDING", backend_ref={"job": "x"})  # launched already: holds a slot
     for t in (3, 4):
         add_job(store, "alice", t)
     add_job(store, "bob", 5, "STARTED")

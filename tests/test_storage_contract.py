@@ -240,7 +240,7 @@ def test_put_streams_without_holding_the_object(storage_backend: Storage) -> Non
     finally:
         tracemalloc.stop()
     assert info.size == size
-    assert peak < 24 * MIB, f"peak {peak / MIB:.1f} MiB while storing {size / MIB:.0f} MiB"
+    assert peak < 16 * MIB, f"peak {peak / MIB:.1f} MiB while storing {size / MIB:.0f} MiB"
     md5 = hashlib.md5(usedforsecurity=False)
     for chunk in storage_backend.open("big/stream"):
         md5.update(chunk)

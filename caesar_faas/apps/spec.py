@@ -41,6 +41,11 @@ class AppSpec:
     resources: dict[str, dict[str, str]] = field(default_factory=dict)
     shm_size: str = "256Mi"  # /dev/shm emptyDir size limit
     work_size: str = "10Gi"  # work folder emptyDir size limit
+    # Rules between options that no single option can express, checked at submit:
+    # {"rule": "le", "options": [a, b]}        a <= b when both are set
+    # {"rule": "together", "options": [a, ...]} all set or none set
+    # {"rule": "requires", "options": [a, b]}   a set => b set
+    constraints: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def runs_locally(self) -> bool:

@@ -103,7 +103,7 @@ class KubernetesBackend(Backend):
         data = response.data
         return json.loads(data) if data else {}
 
-    def app_spec(self, app: str) -> AppSpec:
+    def app_spec(self, app: str) -> AppSpec | None:
         if self._get_app is not None:
             return self._get_app(app)
         from ..apps.registry import get_app
@@ -129,6 +129,8 @@ class KubernetesBackend(Backend):
             spec = self.app_spec(job["app"])
         except Exception as exc:  # noqa: BLE001 - registry errors differ; all mean "cannot run"
             raise LaunchError(f"unknown app {job.get('app')!r}: {exc}", "usage") from exc
+        if spec is None:
+            raise LaunchError(f"unknown app {job.get('app')!r}", "usage")
         try:
             return build_job(job, spec, self.settings, self.options, self.namespace)
         except ValueError as exc:

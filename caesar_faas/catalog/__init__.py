@@ -1,2 +1,1 @@
-"""The normalised source catalogue: its schema (schema.py) and the product writers
-(CSV, VOTable, JSON, DS9 regions, PNG preview)."""
+"""Source catalogues: the normalised schema shared by every finder."""

@@ -19,13 +19,17 @@ matplotlib.use("Agg")  # headless, whatever MPLBACKEND says
 import matplotlib.pyplot as plt  # noqa: E402 - after choosing the backend
 import numpy as np  # noqa: E402
 from astropy.io import fits  # noqa: E402
+from astropy.visualization import AsinhStretch, ImageNormalize  # noqa: E402
 from astropy.wcs import WCS  # noqa: E402
 from matplotlib.collections import EllipseCollection  # noqa: E402
 
 from .values import finite  # noqa: E402
 
 MAX_PIXELS = 1600
-LOW_PERCENTILE, HIGH_PERCENTILE = 1.0, 99.5
+# Radio images are mostly noise with a few bright sources: clip at these percentiles and use an
+# asinh stretch, so the noise stays dark grey and faint sources still show.
+LOW_PERCENTILE, HIGH_PERCENTILE = 5.0, 99.9
+MIN_MARKER = 10.0  # preview pixels: a point source stays visible after decimation
 
 
 def decimation_step(shape: Sequence[int], max_pixels: int = MAX_PIXELS) -> int:
@@ -100,8 +104,8 @@ def _shapes(rows: Sequence[dict[str, Any]], header: fits.Header, step: int,
         else:
             angle, width, height = 0.0, 2 * default_radius_pix, 2 * default_radius_pix
         offsets.append((x / step, y / step))
-        widths.append(max(width / step, 1.5))  # at least visible after decimation
-        heights.append(max(height / step, 1.5))
+        widths.append(max(width / step, MIN_MARKER))
+        heights.append(max(height / step, MIN_MARKER))
         angles.append(angle)
     return (np.array(offsets, dtype=float).reshape(-1, 2), np.array(widths), np.array(heights),
             np.array(angles))
@@ -117,7 +121,8 @@ def write_preview(image_path: Path, hdu_index: int, rows: Sequence[dict[str, Any
     try:
         ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
         ax.set_axis_off()
-        ax.imshow(image, origin="lower", cmap="gray", vmin=low, vmax=high, interpolation="nearest")
+        norm = ImageNormalize(vmin=low, vmax=high, stretch=AsinhStretch(0.1), clip=True)
+        ax.imshow(image, origin="lower", cmap="gray", norm=norm, interpolation="nearest")
         offsets, widths, heights, angles = _shapes(rows, header, step, default_radius_pix)
         if len(offsets):
             ax.add_collection(EllipseCollection(widths, heights, angles, units="xy", offsets=offsets,

@@ -37,6 +37,11 @@ async def ensure_stream(js: Any) -> None:
             await js.stream_info(STREAM)  # created concurrently by another process
 
 
+async def _log_error(exc: Exception) -> None:
+    # nats-py prints a traceback per failed reconnect by default; one line is enough.
+    log.warning("NATS: %s", exc)
+
+
 class EventBus:
     """A process-wide JetStream publisher. Use `get_bus(url)`."""
 
@@ -56,7 +61,8 @@ class EventBus:
     async def _connect(self) -> Any:
         if self._nc is None or self._nc.is_closed:
             self._nc = await nats.connect(self.url, connect_timeout=self.timeout, max_reconnect_attempts=-1,
-                                          allow_reconnect=True, reconnect_time_wait=0.5)
+                                          allow_reconnect=True, reconnect_time_wait=0.5,
+                                          error_cb=_log_error)
             self._js = self._nc.jetstream(timeout=self.timeout)
             await ensure_stream(self._js)
         return self._js

@@ -4,7 +4,8 @@ Every event may arrive twice, late or out of order; every change is a compare-an
 job's state, so a repeated `submitted` never launches twice and a terminal state never moves.
 
 Admission: a backend with a capacity (local) gets at most that many jobs holding resources
-(`active`); free slots go to PENDING jobs chosen fairly across owners by the quotas module.
+(`active`); free slots go to PENDING jobs chosen fairly across owners, each within its own
+running limit, by quotas.next_jobs_to_start.
 Admission decisions are serialised by a file lock under the jobs folder, because several
 dispatcher threads or processes may count free slots at once (only the local backend, which
 runs on one machine, has a capacity).
@@ -25,8 +26,20 @@ from ..ids import epoch
 from ..quotas import next_jobs_to_start
 from ..store.base import Record, Store
 from .records import COLLECTION
-from .states import (ACTIVE, FAILURE, PENDING, RUNNING, STARTED, SUCCESS, SYSTEM, TERMINAL, TIMED_OUT,
-                     TIMEOUT, USAGE, is_terminal)
+from .states import (
+    ACTIVE,
+    FAILURE,
+    PENDING,
+    RUNNING,
+    STARTED,
+    SUCCESS,
+    SYSTEM,
+    TERMINAL,
+    TIMED_OUT,
+    TIMEOUT,
+    USAGE,
+    is_terminal,
+)
 
 log = logging.getLogger(__name__)
 
@@ -118,16 +131,16 @@ def stop_job(store: Store, backend: Backend, job: Record) -> bool:
 
 
 def fill_slots(store: Store, backend: Backend, settings: Settings) -> list[str]:
-    """Launch queued jobs into the free slots of a backend with a capacity; ids launched."""
+    """Launch waiting jobs into free slots, chosen fairly across owners within each owner's
+    running limit (quotas.next_jobs_to_start); returns the ids launched."""
     capacity = backend.capacity()
-    if capacity is None:
-        return []
+    if capacity is None:  # the cluster queues by itself: only the per-owner limits apply
+        return [job["id"] for job in next_jobs_to_start(store, settings, None)
+                if launch_job(store, backend, settings, job)]
     launched: list[str] = []
     with admission_lock(settings):
         free = capacity - store.count(COLLECTION, {"active": True})
-        if free <= 0:
-            return launched
-        for job in next_jobs_to_start(store, settings, free):
+        for job in next_jobs_to_start(store, settings, free) if free > 0 else []:
             if len(launched) >= free:
                 break
             if launch_job(store, backend, settings, job):
@@ -136,18 +149,16 @@ def fill_slots(store: Store, backend: Backend, settings: Settings) -> list[str]:
 
 
 def on_submitted(store: Store, backend: Backend, bus: Any, settings: Settings, job_id: str) -> dict[str, Any]:
-    """`caesar.jobs.submitted`: launch the job now or leave it queued PENDING."""
+    """`caesar.jobs.submitted`: launch the job now, or leave it queued PENDING (a later finished
+    job or the monitor fills the slot). Any job chosen fairly may start, not only this one."""
     job = store.get(COLLECTION, job_id)
     if job is None or job["state"] != PENDING:
         return {"job_id": job_id, "action": "ignored"}  # unknown, or already launched: idempotent
-    if backend.capacity() is None:
-        launched = launch_job(store, backend, settings, job)
-        return {"job_id": job_id, "action": "launched" if launched else "ignored"}
-    launched_ids = fill_slots(store, backend, settings)
-    if job_id in launched_ids:
-        return {"job_id": job_id, "action": "launched", "launched": launched_ids}
+    launched = fill_slots(store, backend, settings)
+    if job_id in launched:
+        return {"job_id": job_id, "action": "launched", "launched": launched}
     store.update(COLLECTION, job_id, {"status": QUEUED}, expect={"state": PENDING})
-    return {"job_id": job_id, "action": "queued", "launched": launched_ids}
+    return {"job_id": job_id, "action": "queued", "launched": launched}
 
 
 def _progress(value: Any, default: int) -> int:

@@ -21,7 +21,7 @@ from ..config import Settings
 from ..ids import epoch
 from ..runner.contract import output_prefix
 from ..store.base import Record, Store
-from .dispatch import MAX_LAUNCH_ATTEMPTS, fill_slots, launch_job, stop_job
+from .dispatch import MAX_LAUNCH_ATTEMPTS, fill_slots, stop_job
 from .records import COLLECTION
 from .states import ACTIVE, FAILURE, PENDING, RUNNING, STARTED, SUCCESS, SYSTEM, TERMINAL, TIMED_OUT, TIMEOUT
 from .submit import publish_submitted
@@ -47,8 +47,9 @@ def run_monitor(store: Store, backend: Backend, bus: Any, settings: Settings, no
     for job in leftovers:
         if _guard(summary, job, stop_job, store, backend, job):
             summary["stopped"].append(job["id"])
-    stale = _redispatch(store, bus, settings, now, batch, summary)
-    summary["launched"] = _fill(store, backend, settings, stale, summary)
+    _redispatch(store, bus, settings, now, batch, summary)
+    # Fill free slots directly too, so a dead bus or a lost event never stalls the queue.
+    summary["launched"] = _guard(summary, {"id": None}, fill_slots, store, backend, settings) or []
     if storage is not None:
         _expire(store, backend, storage, now, batch, summary)
     return summary
@@ -126,9 +127,8 @@ def _check_active(store: Store, backend: Backend, settings: Settings, job: Recor
 
 
 def _redispatch(store: Store, bus: Any, settings: Settings, now: float, batch: int,
-                summary: dict[str, Any]) -> list[Record]:
-    """Publish again the PENDING jobs nobody picked up; returns them (oldest first)."""
-    stale: list[Record] = []
+                summary: dict[str, Any]) -> None:
+    """Publish again the PENDING jobs nobody picked up (oldest first)."""
     for job in store.find(COLLECTION, {"state": PENDING}, limit=batch):
         dispatch = dict(job.get("dispatch") or {})
         if float(dispatch.get("last") or job["created"]) > now - settings.redispatch_after:
@@ -142,22 +142,9 @@ def _redispatch(store: Store, bus: Any, settings: Settings, now: float, batch: i
         won = store.update(COLLECTION, job["id"], {"dispatch": dispatch}, expect={"state": PENDING})
         if won is None:
             continue
-        stale.append(won)
         # A new event id: the stable "-submitted" one may still be inside the duplicate window.
         if bus is not None and publish_submitted(bus, won, event_id=f"{job['id']}-redispatch-{count}"):
             summary["redispatched"].append(job["id"])
-    return stale
-
-
-def _fill(store: Store, backend: Backend, settings: Settings, stale: list[Record],
-          summary: dict[str, Any]) -> list[str]:
-    if backend.capacity() is not None:
-        return _guard(summary, {"id": None}, fill_slots, store, backend, settings) or []
-    launched = []
-    for job in stale:
-        if _guard(summary, job, launch_job, store, backend, settings, job):
-            launched.append(job["id"])
-    return launched
 
 
 def _expire(store: Store, backend: Backend, storage: Any, now: float, batch: int,

@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..apps.registry import get_app, validate_options
+from ..apps.registry import get_app
+from ..apps.validation import validate_options
 from ..config import Settings
 from ..errors import BadRequest
 from ..events.subjects import JOBS_SUBMITTED
 from ..ids import epoch, is_id, new_id
-from ..quotas import check_submit
+from ..quotas import check_submit, limits_for
 from ..store.base import Store
 from .records import COLLECTION, new_job, public_view
 from .states import PENDING
@@ -94,16 +95,17 @@ def _input_file(store: Store, owner: str, file_id: str, option: str) -> dict[str
     return {"file_id": file_id, "key": record["key"], "filename": record.get("filename_orig") or file_id}
 
 
-def _timeout(body: dict[str, Any], spec: Any, settings: Settings) -> int:
-    maximum = settings.max_job_timeout
-    if "timeout" not in body or body["timeout"] is None:
-        return min(int(spec.default_timeout or settings.default_job_timeout), maximum)
-    value = body["timeout"]
+def _timeout(body: dict[str, Any]) -> int | None:
+    """The asked timeout (None: the app's default). The upper bound is the caller's own maximum,
+    checked by quotas.check_submit (413 quota_exceeded, as for every per-user limit)."""
+    value = body.get("timeout")
+    if value is None:
+        return None
     # bool is an int subclass in Python: refuse it like any other silent cast
     if not isinstance(value, int) or isinstance(value, bool):
         raise _bad("'timeout' must be an integer number of seconds", "timeout")
-    if not 1 <= value <= maximum:
-        raise _bad(f"'timeout' must be between 1 and {maximum} seconds", "timeout")
+    if value < 1:
+        raise _bad("'timeout' must be at least 1 second", "timeout")
     return value
 
 
@@ -129,9 +131,12 @@ def submit(store: Store, bus: Any, settings: Settings, principal_owner: str, bod
     options = validate_options(spec, options_in)
     input_ref = _input_file(store, principal_owner, file_id,
                             "data_inputs" if body.get("data_inputs") is not None else INPUTFILE)
-    timeout = _timeout(body, spec, settings)
+    timeout = _timeout(body)
     tag = _tag(body)
-    check_submit(store, principal_owner, timeout, settings)
+    if timeout is None:  # the app's default, lowered to the caller's maximum
+        timeout = min(int(spec.default_timeout or settings.default_job_timeout),
+                      limits_for(store, principal_owner, settings).max_job_timeout)
+    timeout = check_submit(store, principal_owner, timeout, settings)
 
     job_inputs = dict(body.get("job_inputs") or {})
     job = new_job(job_id=new_id(), owner=principal_owner, app=spec.name, tag=tag, options=options,

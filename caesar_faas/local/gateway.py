@@ -38,12 +38,18 @@ def health() -> tuple[dict[str, str], bool]:
 def create_app(stack: Stack | None = None) -> Flask:
     stack = stack or load_stack()
     app = Flask("caesar-gateway")
-    handlers = {name: load_handler(name, fn.handler) for name, fn in stack.functions.items()}
 
     def invoke(name: str, path: str) -> Any:
-        handler = handlers.get(name)
-        if handler is None:
+        fn = stack.functions.get(name)
+        if fn is None:
             return json_error(404, "function_not_found", f"no function named {name!r}")
+        try:
+            # Imported on first use: like separate deployments, one broken function does not
+            # take the others down.
+            handler = load_handler(name, fn.handler)
+        except Exception:  # noqa: BLE001
+            log.exception("function %s failed to load", name)
+            return json_error(502, "function_unavailable", f"function {name} failed to start")
         return call(handler, request, path)
 
     @app.route("/healthz", methods=["GET"])

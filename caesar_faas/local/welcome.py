@@ -2,43 +2,21 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import secrets
 import sys
-import time
 
-import jwt
-
+from ..auth import auth_off_allowed, ensure_local_secret
 from ..config import Settings
+from ..tokens import mint_for
 
 LOCAL_USER = os.environ.get("CAESAR_LOCAL_USER", "astro")
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def local_secret(settings: Settings) -> str:
-    """The HS256 secret of the local stack, kept in the data folder (0600), made on first run."""
-    path = settings.home / "jwt.secret"
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32))
-    return path.read_text().strip()
 
 
 def prepare_auth(settings: Settings) -> dict[str, str]:
     """Environment for the children: auth on with a local secret unless CAESAR_AUTH=off, which
     is refused unless the stack listens on loopback only."""
     if settings.auth_mode == "off":
-        if not is_loopback(settings.http_host):
+        if not auth_off_allowed(settings.http_host):
             sys.exit("caesar: CAESAR_AUTH=off is only allowed when listening on loopback "
                      f"(CAESAR_HTTP_HOST={settings.http_host})")
         print("caesar: WARNING: authentication is OFF (CAESAR_AUTH=off): every request acts as the single "
@@ -46,21 +24,14 @@ def prepare_auth(settings: Settings) -> dict[str, str]:
         return {}
     if settings.jwt_secret or settings.jwks_url:
         return {}
-    return {"CAESAR_JWT_SECRET": local_secret(settings)}
+    return {"CAESAR_JWT_SECRET": ensure_local_secret(settings)}
 
 
 def local_token(settings: Settings, user: str = LOCAL_USER, roles: tuple[str, ...] = ("user",),
                 ttl: int = 30 * 24 * 3600) -> str | None:
-    secret = os.environ.get("CAESAR_JWT_SECRET") or settings.jwt_secret
-    if settings.auth_mode == "off" or not secret:
+    if settings.auth_mode == "off" or (settings.jwks_url and not settings.jwt_secret):
         return None
-    now = int(time.time())
-    claims: dict[str, object] = {"sub": user, "iat": now, "exp": now + ttl, settings.roles_claim: list(roles)}
-    if settings.jwt_audience:
-        claims["aud"] = settings.jwt_audience
-    if settings.jwt_issuer:
-        claims["iss"] = settings.jwt_issuer
-    return jwt.encode(claims, secret, algorithm="HS256")
+    return mint_for(settings, user, roles, ttl)
 
 
 def banner(settings: Settings) -> str:

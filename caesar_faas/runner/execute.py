@@ -25,7 +25,7 @@ def run_command(argv: Sequence[str], *, cwd: Path, log_path: Path, deadline: flo
     """Run argv until it exits (returns Popen's returncode) or the monotonic deadline passes
     (kills it, raises DeadlineExceeded). Any exception while waiting, notably Cancelled from
     the SIGTERM handler, kills the command's process tree before propagating."""
-    if not argv or not all(isinstance(arg, str) for arg in argv):
+    if isinstance(argv, (str, bytes)) or not argv or not all(isinstance(arg, str) for arg in argv):
         raise TypeError(f"a command must be a non-empty list of strings, got {argv!r}")
     remaining = deadline - time.monotonic()
     if remaining <= 0:

@@ -55,18 +55,22 @@ def fetch_input(storage_url: str, key: str, workdir: Path) -> FetchedInput:
     digest = hashlib.sha256()
     size = 0
     compressed = False
-    with open(partial, "wb") as fh:
-        writer = None
-        for chunk in storage.open(key):
-            if not chunk:
-                continue
-            if writer is None:
-                compressed = chunk[:2] == GZIP_MAGIC
-                writer = _GunzipWriter(fh) if compressed else fh
-            digest.update(chunk)
-            size += len(chunk)
-            writer.write(chunk)
-        if isinstance(writer, _GunzipWriter):
-            writer.close()
+    try:
+        with open(partial, "wb") as fh:
+            writer = None
+            for chunk in storage.open(key):
+                if not chunk:
+                    continue
+                if writer is None:
+                    compressed = chunk[:2] == GZIP_MAGIC
+                    writer = _GunzipWriter(fh) if compressed else fh
+                digest.update(chunk)
+                size += len(chunk)
+                writer.write(chunk)
+            if isinstance(writer, _GunzipWriter):
+                writer.close()
+    except BaseException:
+        partial.unlink(missing_ok=True)  # a half-written input must never be mistaken for the image
+        raise
     partial.replace(target)
     return FetchedInput(path=target, stored_size=size, sha256=digest.hexdigest(), compressed=compressed)

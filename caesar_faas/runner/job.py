@@ -1,7 +1,8 @@
 """One job from input to products: the steps of ARCHITECTURE §6 with their progress milestones.
 
-Progress: started 0, input fetched 10, header checked 15, each finder command up to 80,
-catalogue normalised 85, products written 90, products uploaded 98, finished 100.
+Progress: started 0 (sent by main.py before this module loads), input fetched 10, header
+checked 15, each finder command up to 80, catalogue normalised 85, products written 90,
+products uploaded 98, finished 100.
 """
 
 from __future__ import annotations
@@ -98,8 +99,9 @@ class JobRun:
         ctx = self.ctx
         for folder in (ctx.workdir, ctx.tmp_dir, ctx.products_dir):
             folder.mkdir(parents=True, exist_ok=True)
-        self.reporter.started(f"{ctx.app} job started")
         spec = get_app(ctx.app)
+        if spec is None:
+            raise UsageError(f"unknown app {ctx.app!r}")
         adapter = load_adapter(spec)
         options = dict(ctx.options)
 

@@ -46,6 +46,7 @@ def _run(started: float, log: logging.Logger) -> int:
 
     log.info("runner for job %s (app %s, owner %s), timeout %gs", ctx.job_id, ctx.app, ctx.owner, ctx.timeout)
     reporter = StatusReporter(ctx.job_id, ctx.owner, ctx.nats_url)
+    reporter.started(f"{ctx.app} job started")
     try:
         from .job import JobRun  # imported late: astropy and matplotlib take a while to load
 

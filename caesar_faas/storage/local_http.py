@@ -87,8 +87,10 @@ def _upload(store: LocalStorage, grant: Grant) -> Response:
     declared = request.content_length
     if declared is not None and declared != grant.size:
         return _error(403, "forbidden", f"body of {declared} bytes, URL signed for {grant.size}")
-    # The app may cap request bodies for inline uploads; a signed URL carries its own limit.
-    request.max_content_length = grant.size
+    # The app may cap request bodies for inline uploads; a signed URL carries its own limit. One
+    # byte more than signed, so that a chunked body of exactly the right size can still be read to
+    # its end (werkzeug raises when a read reaches the cap) and a longer one is seen as such.
+    request.max_content_length = grant.size + 1
     content_type = request.mimetype or "application/octet-stream"
     try:
         if grant.upload_id is not None:

@@ -49,15 +49,20 @@ def _etag(raw: str) -> str:
     return raw.strip('"')
 
 
-def _read_block(stream: BinaryIO, limit: int, buf: bytearray | None = None) -> bytearray:
-    """buf (or a new buffer) filled up to limit bytes from stream, read in CHUNK pieces; shorter
-    only at end of stream."""
-    buf = bytearray() if buf is None else buf
-    while len(buf) < limit:
-        chunk = stream.read(min(CHUNK, limit - len(buf)))
+def _read_block(stream: BinaryIO, limit: int, head: bytes = b"") -> bytearray:
+    """head + up to limit - len(head) bytes from stream, read in CHUNK pieces into one buffer
+    allocated up front (growing it would briefly need twice the memory); shorter only at the end
+    of the stream."""
+    buf = bytearray(limit)
+    buf[:len(head)] = head
+    pos = len(head)
+    while pos < limit:
+        chunk = stream.read(min(CHUNK, limit - pos))
         if not chunk:
             break
-        buf += chunk
+        buf[pos:pos + len(chunk)] = chunk
+        pos += len(chunk)
+    del buf[pos:]
     return buf
 
 
@@ -128,20 +133,20 @@ class S3Storage(Storage):
     def put(self, key: str, stream: BinaryIO, *, size: int | None = None,
             content_type: str = "application/octet-stream") -> ObjectInfo:
         full = self._k(key)
-        first = _read_block(stream, PUT_PART_SIZE)
-        carry = stream.read(1) if len(first) == PUT_PART_SIZE else b""
+        block: bytearray | None = _read_block(stream, PUT_PART_SIZE)
+        # One byte of lookahead tells a one-part object (a single PUT) from a longer stream.
+        carry = stream.read(1) if len(block) == PUT_PART_SIZE else b""
         if not carry:
-            if size is not None and len(first) != size:
-                raise ValueError(f"stream gave {len(first)} bytes, {size} declared")
-            self.client.put_object(Bucket=self.bucket, Key=full, Body=first, ContentType=content_type)
+            if size is not None and len(block) != size:
+                raise ValueError(f"stream gave {len(block)} bytes, {size} declared")
+            self.client.put_object(Bucket=self.bucket, Key=full, Body=block, ContentType=content_type)
             return self.stat(key)
         upload_id = self.client.create_multipart_upload(
             Bucket=self.bucket, Key=full, ContentType=content_type)["UploadId"]
         try:
             parts = []
             total = 0
-            block = first
-            while block:
+            while block is not None:
                 total += len(block)
                 if size is not None and total > size:
                     raise ValueError(f"stream longer than the declared {size} bytes")
@@ -149,8 +154,10 @@ class S3Storage(Storage):
                 answer = self.client.upload_part(Bucket=self.bucket, Key=full, UploadId=upload_id,
                                                  PartNumber=number, Body=block)
                 parts.append({"PartNumber": number, "ETag": answer["ETag"]})
-                block = _read_block(stream, PUT_PART_SIZE, bytearray(carry)) if carry else bytearray()
-                carry = stream.read(1) if len(block) == PUT_PART_SIZE else b""
+                block = None  # drop this part before reading the next: memory stays at one part
+                if carry:
+                    block = _read_block(stream, PUT_PART_SIZE, carry)
+                    carry = stream.read(1) if len(block) == PUT_PART_SIZE else b""
             if size is not None and total != size:
                 raise ValueError(f"stream ended after {total} of the declared {size} bytes")
             self.client.complete_multipart_upload(Bucket=self.bucket, Key=full, UploadId=upload_id,
@@ -251,6 +258,9 @@ class S3Storage(Storage):
     def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> ObjectInfo:
         listed = [{"PartNumber": int(n), "ETag": f'"{_etag(str(etag))}"'} for n, etag in parts]
         try:
+            # Ask first whether the upload exists: S3 answers NoSuchUpload here, while some
+            # S3-compatible servers answer a completion of an aborted upload with a 500.
+            self.client.list_parts(Bucket=self.bucket, Key=self._k(key), UploadId=upload_id, MaxParts=1)
             self.client.complete_multipart_upload(Bucket=self.bucket, Key=self._k(key), UploadId=upload_id,
                                                   MultipartUpload={"Parts": listed})
         except ClientError as exc:

@@ -1,5 +1,6 @@
 """files: GET / lists the caller's files; GET /<id> metadata; GET /<id>/content the bytes
-(or a redirect to a signed URL with ?redirect=1); DELETE /<id> removes object and record."""
+(or a redirect to a signed URL with ?redirect=1); DELETE /<id> removes object and record.
+caesar-rest shapes: GET /ids answers {"file_ids": [...]}; GET|POST /<id>/delete deletes."""
 
 try:  # OpenFaaS image: the shared package is copied next to this file (function.caesar_faas)
     from .caesar_faas import downloads, files, http, runtime
@@ -18,6 +19,11 @@ def handle(req: http.Request):
         return http.respond(200, files.list_files(
             svc, who.owner, who.is_admin, limit=req.int_arg("limit", 100), cursor=req.arg("cursor"),
             all_users=req.flag("all"), tag=req.arg("tag")))
+    if parts == ["ids"]:
+        return http.respond(200, {"file_ids": files.all_ids(svc, who.owner)})
+    if len(parts) == 2 and parts[1] == "delete" and req.method in ("GET", "POST"):
+        files.delete_file(svc, who.owner, who.is_admin, parts[0])
+        return http.respond(200, {"uuid": parts[0], "status": "File deleted"})
     if len(parts) == 1:
         if req.method == "GET":
             return http.respond(200, files.public_view(files.get_file(svc, who.owner, who.is_admin, parts[0])))

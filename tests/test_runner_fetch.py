@@ -1,0 +1,64 @@
+"""Fetching the input: streamed from real file:// storage, gzip recognised by its bytes (not its
+name) and decompressed on the fly, the stored object's sha256 kept for provenance."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import zlib
+from pathlib import Path
+
+import pytest
+
+from caesar_faas.runner.fetch import INPUT_NAME, fetch_input
+from caesar_faas.storage import open_storage
+from caesar_faas.storage.base import CHUNK, ObjectNotFound
+
+
+@pytest.fixture
+def storage_url(tmp_path: Path) -> str:
+    root = tmp_path / "objects"
+    root.mkdir()
+    return f"file://{root}"
+
+
+def put(url: str, key: str, data: bytes) -> None:
+    open_storage(url).put(key, io.BytesIO(data), size=len(data))
+
+
+def test_plain_input_is_copied_as_input_fits(storage_url: str, tmp_path: Path) -> None:
+    data = os.urandom(3 * CHUNK + 17)  # several chunks
+    put(storage_url, "files/u/a", data)
+    work = tmp_path / "work"
+    work.mkdir()
+    got = fetch_input(storage_url, "files/u/a", work)
+    assert got.path == work / INPUT_NAME
+    assert got.path.read_bytes() == data
+    assert (got.stored_size, got.sha256, got.compressed) == (len(data), hashlib.sha256(data).hexdigest(), False)
+    assert sorted(p.name for p in work.iterdir()) == [INPUT_NAME]  # no partial file left
+
+
+def test_gzip_input_is_decompressed_streamed_even_multi_member(storage_url: str, tmp_path: Path) -> None:
+    first, second = os.urandom(2 * CHUNK), b"SIMPLE  =" * 5000
+    stored = gzip.compress(first) + gzip.compress(second)  # what `cat a.gz b.gz` gives
+    put(storage_url, "files/u/b", stored)
+    got = fetch_input(storage_url, "files/u/b", tmp_path)
+    assert got.compressed
+    assert got.path.read_bytes() == first + second
+    assert got.sha256 == hashlib.sha256(stored).hexdigest()  # of the stored object, as uploaded
+
+
+def test_truncated_gzip_is_an_error(storage_url: str, tmp_path: Path) -> None:
+    put(storage_url, "files/u/c", gzip.compress(os.urandom(100_000))[:-20])
+    work = tmp_path / "work"
+    work.mkdir()
+    with pytest.raises(zlib.error):
+        fetch_input(storage_url, "files/u/c", work)
+    assert list(work.iterdir()) == []  # neither the image nor a partial file
+
+
+def test_missing_object(storage_url: str, tmp_path: Path) -> None:
+    with pytest.raises(ObjectNotFound):
+        fetch_input(storage_url, "files/u/missing", tmp_path)
