@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.fixtures.storage",
     "tests.fixtures.k8s",
     "tests.fixtures.jobs",
+    "tests.fixtures.runner",
 ]

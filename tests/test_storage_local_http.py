@@ -307,3 +307,28 @@ def test_layout_and_stale_sidecar(tmp_path: Path) -> None:
         storage.put("files/u/a/b", io.BytesIO(b"x"))
     storage.delete("files/u/a")
     assert sorted(os.listdir(tmp_path / "objects")) == [".caesar"]  # empty folders pruned
+
+
+def test_gateway_blueprint_serves_the_service_storage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The module-level `blueprint` (what the local gateway mounts) follows the service settings."""
+    from caesar_faas import runtime
+    from caesar_faas.storage import clear_cache
+    from caesar_faas.storage.local_http import blueprint
+
+    monkeypatch.setenv("CAESAR_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CAESAR_STORAGE_URL", f"file://{tmp_path}/objects")
+    monkeypatch.setenv("CAESAR_PUBLIC_URL", "http://testserver")
+    monkeypatch.delenv("CAESAR_SIGNING_KEY", raising=False)
+    clear_cache()
+    app = Flask("gw")
+    app.register_blueprint(blueprint)
+    storage = runtime.services().storage
+    storage.put("files/u/g", io.BytesIO(b"via gateway"))
+    url = storage.presign_get("files/u/g")
+    assert url.startswith("http://testserver/storage/o/files/u/g?")
+    assert app.test_client().get(path_and_query(url)).data == b"via gateway"
+
+    monkeypatch.setenv("CAESAR_STORAGE_URL", "s3://some-bucket?endpoint_url=http://127.0.0.1:1")
+    answer = app.test_client().get(path_and_query(url))
+    assert answer.status_code == 404 and answer.get_json()["error"] == "not_found"
+    clear_cache()

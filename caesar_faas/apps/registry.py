@@ -35,6 +35,21 @@ class SpecError(ValueError):
     """An app spec file is invalid."""
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys (plain YAML keeps the last one silently)."""
+
+
+def _mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    keys = [loader.construct_object(k, deep=True) for k, _ in node.value]
+    dups = sorted({str(k) for k in keys if keys.count(k) > 1})
+    if dups:
+        raise yaml.constructor.ConstructorError(None, None, f"duplicate keys {dups}", node.start_mark)
+    return loader.construct_mapping(node, deep=True)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
 def list_apps() -> list[AppSpec]:
     """Every app, sorted by name."""
     return list(_registry().values())
@@ -83,7 +98,7 @@ def summary(spec: AppSpec) -> dict[str, Any]:
 def load_spec(path: Path) -> AppSpec:
     """Parse and check one YAML spec file."""
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except (OSError, yaml.YAMLError) as exc:
         raise SpecError(f"{path.name}: cannot read: {exc}") from exc
     if not isinstance(raw, dict):

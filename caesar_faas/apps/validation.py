@@ -49,8 +49,7 @@ def check_value(opt: OptionSpec, value: Any) -> Any:
     if opt.type in ("none", "bool"):
         if not isinstance(value, bool):
             raise OptionError(name, f"must be true or false, got {_kind(value)}")
-        return value
-    if opt.type == "int":
+    elif opt.type == "int":
         # bool is a subclass of int in Python: refuse it explicitly.
         if isinstance(value, bool) or not isinstance(value, int):
             raise OptionError(name, f"must be an integer, got {_kind(value)}")
@@ -70,9 +69,10 @@ def check_value(opt: OptionSpec, value: Any) -> Any:
     else:  # a spec bug, caught when specs load; kept so a bad spec can never pass values through
         raise OptionError(name, f"has an unknown type {opt.type!r} in the app spec")
 
-    if opt.min is not None and value < opt.min:
+    numeric = opt.type in ("int", "float")
+    if numeric and opt.min is not None and value < opt.min:
         raise OptionError(name, f"must be >= {_num(opt.min)}, got {_num(value)}")
-    if opt.max is not None and value > opt.max:
+    if numeric and opt.max is not None and value > opt.max:
         raise OptionError(name, f"must be <= {_num(opt.max)}, got {_num(value)}")
     for choices in (opt.enum, opt.allowed_values):
         if choices is not None and not _one_of(value, choices):

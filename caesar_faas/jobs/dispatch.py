@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 
 MAX_LAUNCH_ATTEMPTS = 5  # system launch errors are retried (by the monitor) this many times
 CAS_RETRIES = 5
+FINISH_WAIT = 5.0  # seconds a runner gets to exit after its final event before it is stopped
 QUEUED = "Queued: waiting for a free slot"
 FINAL_STATES = (SUCCESS, FAILURE, TIMED_OUT)  # what a runner may report
 
@@ -157,7 +159,12 @@ def on_submitted(store: Store, backend: Backend, bus: Any, settings: Settings, j
     launched = fill_slots(store, backend, settings)
     if job_id in launched:
         return {"job_id": job_id, "action": "launched", "launched": launched}
-    store.update(COLLECTION, job_id, {"status": QUEUED}, expect={"state": PENDING})
+    attempts = int((job.get("dispatch") or {}).get("attempts", 0))
+    # Say why it waits, unless meanwhile another delivery launched it or a launch failed (whose
+    # status message must stay).
+    if store.update(COLLECTION, job_id, {"status": QUEUED},
+                    expect={"state": PENDING, "dispatch.attempts": attempts}) is None:
+        return {"job_id": job_id, "action": "ignored", "launched": launched}
     return {"job_id": job_id, "action": "queued", "launched": launched}
 
 
@@ -192,11 +199,12 @@ def _apply_running(store: Store, job_id: str, data: dict[str, Any]) -> bool:
     return False
 
 
-def _apply_finished(store: Store, settings: Settings, job_id: str, data: dict[str, Any]) -> bool:
-    """finished: the single move to a terminal state; later copies find it terminal and stop."""
+def _apply_finished(store: Store, settings: Settings, job_id: str, data: dict[str, Any]) -> Record | None:
+    """finished: the single move to a terminal state; later copies find it terminal and stop.
+    `active` stays as it is: release_finished frees the slot once the runner is gone."""
     job = store.get(COLLECTION, job_id)
     if job is None or job["state"] in TERMINAL:
-        return False
+        return None
     now = epoch()
     state = data.get("state") if data.get("state") in FINAL_STATES else FAILURE
     exit_code = data.get("exit_code")
@@ -213,12 +221,25 @@ def _apply_finished(store: Store, settings: Settings, job_id: str, data: dict[st
     message = str(data.get("message") or "")[:500] or {
         SUCCESS: "Completed", FAILURE: "Failed", TIMED_OUT: "Exceeded its time limit"}[state]
     changes = _terminal_changes(state, now, settings, exit_status=exit_code, error_class=error_class,
-                                elapsed=float(elapsed), products=products, status=message,
-                                # the runner has done its work and is exiting: its slot is free
-                                active=False)
+                                elapsed=float(elapsed), products=products, status=message)
     if state == SUCCESS:
         changes["progress"] = 100
-    return store.update(COLLECTION, job_id, changes, expect={"state": {"in": list(ACTIVE)}}) is not None
+    return store.update(COLLECTION, job_id, changes, expect={"state": {"in": list(ACTIVE)}})
+
+
+def release_finished(store: Store, backend: Backend, job: Record) -> None:
+    """Free the slot of a job whose runner reported its end. The runner exits right after its
+    final event; waiting for that (briefly) before the slot is reused keeps the concurrency
+    limit true for processes, not only for records. Leftovers are then stopped."""
+    deadline = time.monotonic() + FINISH_WAIT
+    while time.monotonic() < deadline:
+        try:
+            if backend.poll(job).state != RUNNING:
+                break
+        except Exception:  # noqa: BLE001 - stop_job below decides
+            break
+        time.sleep(0.05)
+    stop_job(store, backend, job)
 
 
 def on_status(store: Store, backend: Backend, bus: Any, settings: Settings, data: dict[str, Any]) -> dict[str, Any]:
@@ -231,8 +252,11 @@ def on_status(store: Store, backend: Backend, bus: Any, settings: Settings, data
         applied = _apply_running(store, job_id, data)
         return {"job_id": job_id, "action": "applied" if applied else "ignored"}
     if phase == "finished":
-        if not _apply_finished(store, settings, job_id, data):
+        done = _apply_finished(store, settings, job_id, data)
+        if done is None:
             return {"job_id": job_id, "action": "ignored"}
+        if done.get("active"):
+            release_finished(store, backend, done)
         launched = fill_slots(store, backend, settings)
         return {"job_id": job_id, "action": "applied", "launched": launched}
     return {"job_id": job_id, "action": "ignored", "reason": "unknown phase"}

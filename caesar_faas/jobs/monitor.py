@@ -47,9 +47,10 @@ def run_monitor(store: Store, backend: Backend, bus: Any, settings: Settings, no
     for job in leftovers:
         if _guard(summary, job, stop_job, store, backend, job):
             summary["stopped"].append(job["id"])
-    _redispatch(store, bus, settings, now, batch, summary)
-    # Fill free slots directly too, so a dead bus or a lost event never stalls the queue.
-    summary["launched"] = _guard(summary, {"id": None}, fill_slots, store, backend, settings) or []
+    if _redispatch(store, bus, settings, now, batch, summary):
+        # Fill free slots directly too, so a dead bus or a lost event never stalls the queue
+        # (only for stale jobs: fresh ones are the dispatcher's).
+        summary["launched"] = _guard(summary, {"id": None}, fill_slots, store, backend, settings) or []
     if storage is not None:
         _expire(store, backend, storage, now, batch, summary)
     return summary
@@ -127,8 +128,9 @@ def _check_active(store: Store, backend: Backend, settings: Settings, job: Recor
 
 
 def _redispatch(store: Store, bus: Any, settings: Settings, now: float, batch: int,
-                summary: dict[str, Any]) -> None:
-    """Publish again the PENDING jobs nobody picked up (oldest first)."""
+                summary: dict[str, Any]) -> int:
+    """Publish again the PENDING jobs nobody picked up (oldest first); returns how many."""
+    stale = 0
     for job in store.find(COLLECTION, {"state": PENDING}, limit=batch):
         dispatch = dict(job.get("dispatch") or {})
         if float(dispatch.get("last") or job["created"]) > now - settings.redispatch_after:
@@ -142,9 +144,11 @@ def _redispatch(store: Store, bus: Any, settings: Settings, now: float, batch: i
         won = store.update(COLLECTION, job["id"], {"dispatch": dispatch}, expect={"state": PENDING})
         if won is None:
             continue
+        stale += 1
         # A new event id: the stable "-submitted" one may still be inside the duplicate window.
         if bus is not None and publish_submitted(bus, won, event_id=f"{job['id']}-redispatch-{count}"):
             summary["redispatched"].append(job["id"])
+    return stale
 
 
 def _expire(store: Store, backend: Backend, storage: Any, now: float, batch: int,

@@ -31,18 +31,20 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
     return response
 
 
-def storage_blueprint(storage: LocalStorage | Callable[[], LocalStorage],
+def storage_blueprint(storage: LocalStorage | Callable[[], LocalStorage | None],
                       name: str = "caesar_storage") -> Blueprint:
-    """The blueprint serving signed URLs of `storage` (or of the storage a callable returns per
-    request, for gateways whose settings may change)."""
-    blueprint = Blueprint(name, __name__, url_prefix=URL_PREFIX)
+    """The blueprint serving signed URLs of `storage`, or of the storage a callable returns per
+    request (None: the service is not in file:// mode, the routes answer 404)."""
+    bp = Blueprint(name, __name__, url_prefix=URL_PREFIX)
 
-    def current() -> LocalStorage:
+    def current() -> LocalStorage | None:
         return storage if isinstance(storage, LocalStorage) else storage()
 
-    @blueprint.route("/o/<path:key>", methods=["GET", "PUT"])
+    @bp.route("/o/<path:key>", methods=["GET", "PUT"])
     def signed_object(key: str) -> Response:
         store = current()
+        if store is None:
+            return _error(404, "not_found", "signed storage URLs are served only in file:// storage mode")
         # HEAD runs this view too (Flask); it reveals only headers, so a GET grant covers it.
         method = "GET" if request.method == "HEAD" else request.method
         try:
@@ -54,7 +56,20 @@ def storage_blueprint(storage: LocalStorage | Callable[[], LocalStorage],
             return _download(store, grant)
         return _upload(store, grant)
 
-    return blueprint
+    return bp
+
+
+def _service_storage() -> LocalStorage | None:
+    """The storage of the running service (runtime.services(): current settings, notifications
+    published on NATS), when it is a file:// one."""
+    from ..runtime import services
+
+    found = services().storage
+    return found if isinstance(found, LocalStorage) else None
+
+
+# What the local gateway mounts: signed URLs of the service's own storage.
+blueprint = storage_blueprint(_service_storage)
 
 
 def _download(store: LocalStorage, grant: Grant) -> Response:

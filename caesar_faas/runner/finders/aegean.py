@@ -1,0 +1,113 @@
+"""Aegean adapter: BANE (background and noise maps), then aegean (find and fit), one core each.
+
+The beam and the BANE grid/box are always passed explicitly, computed from the header or the
+options, so the run never depends on what each tool would guess (BANE would assume 4 pixels per
+beam on an image without BMAJ, even when the user gave the beam). The CLIs are started through
+this interpreter (`python -P -c "...main()"`) so they need no PATH and run with the numpy that
+was tested; their console scripts have no `__main__` module to use with -m.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from astropy.io import fits
+from astropy.table import Table
+
+from ...catalog.schema import normalise_row, source_name
+from .fitsinfo import beam_for, beam_pixels, image_info
+
+BANE_BASE = "bane"  # BANE writes bane_bkg.fits and bane_rms.fits
+TABLE = "aegean.fits"  # aegean writes the components to aegean_comp.fits
+COMPONENTS = "aegean_comp.fits"
+
+
+def check_image(header: fits.Header, options: dict[str, Any]) -> None:
+    image_info(header)
+    beam_for(header, options)
+
+
+def argv(image_path: str, options: dict[str, Any], workdir: str) -> list[list[str]]:
+    image = os.path.abspath(image_path)  # absolute: a path never looks like an option
+    header = fits.getheader(image)
+    info = image_info(header)
+    beam = beam_for(header, options)
+    out = Path(workdir)
+    force_rms, force_bkg = options.get("forcerms"), options.get("forcebkg")
+    commands: list[list[str]] = []
+
+    run_bane = force_rms is None or force_bkg is None
+    if run_bane:
+        bmaj_pix, bmin_pix = beam_pixels(info, beam)
+        # BANE's own default: a grid of 4 beam widths and a box of 6 grid steps.
+        grid = options.get("bane_grid") or max(2, int(math.ceil(4 * math.sqrt(bmaj_pix * bmin_pix))))
+        box = options.get("bane_box") or 6 * grid
+        commands.append(_cli("AegeanTools.CLI.BANE") + [
+            "--cores", "1", "--grid", str(grid), str(grid), "--box", str(box), str(box),
+            "--out", str(out / BANE_BASE), image])
+
+    cmd = _cli("AegeanTools.CLI.aegean") + [
+        "--cores", "1",
+        "--beam", repr(beam.bmaj), repr(beam.bmin), repr(beam.bpa),
+        "--seedclip", repr(float(options["seedclip"])),
+        "--floodclip", repr(float(options["floodclip"])),
+        "--table", str(out / TABLE),
+    ]
+    if force_bkg is None:
+        cmd += ["--background", str(out / f"{BANE_BASE}_bkg.fits")]
+    else:
+        cmd += ["--forcebkg", repr(float(force_bkg))]
+    if force_rms is None:
+        cmd += ["--noise", str(out / f"{BANE_BASE}_rms.fits")]
+    else:
+        cmd += ["--forcerms", repr(float(force_rms))]
+    if options.get("maxsummits") is not None:
+        cmd += ["--maxsummits", str(int(options["maxsummits"]))]
+    if options.get("nocov"):
+        cmd.append("--nocov")
+    if options.get("negative"):
+        cmd.append("--negative")
+    cmd.append(image)
+    commands.append(cmd)
+    return commands
+
+
+def read_catalog(workdir: str, image_path: str, options: dict[str, Any]) -> list[dict[str, Any]]:
+    path = Path(workdir) / COMPONENTS
+    if not path.exists():
+        return []  # aegean exits 0 and writes no table when it finds nothing
+    table = Table.read(path)
+    if len(table) == 0:
+        return []
+    info = image_info(fits.getheader(image_path))
+    x, y = info.wcs.all_world2pix(table["ra"], table["dec"], 0)
+    rows = []
+    for i, row in enumerate(table):
+        peak, rms = float(row["peak_flux"]), float(row["local_rms"])
+        rows.append(normalise_row({
+            "id": i + 1,
+            "name": source_name(float(row["ra"]), float(row["dec"])),
+            "ra": row["ra"], "dec": row["dec"], "x": x[i], "y": y[i],
+            # Aegean writes -1 for errors it could not compute.
+            "ra_err": _err(row["err_ra"]), "dec_err": _err(row["err_dec"]),
+            "peak_flux": peak, "peak_flux_err": _err(row["err_peak_flux"]),
+            "int_flux": row["int_flux"], "int_flux_err": _err(row["err_int_flux"]),
+            "major": row["a"], "minor": row["b"], "pa": row["pa"],
+            "local_rms": rms, "snr": peak / rms if rms > 0 else None,
+            "flags": int(row["flags"]),
+        }))
+    return rows
+
+
+def _cli(module: str) -> list[str]:
+    # -P: do not put the working directory on sys.path (a file there could shadow a module).
+    return [sys.executable, "-P", "-c", f"import sys; from {module} import main; sys.exit(main())"]
+
+
+def _err(value: Any) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) and value >= 0 else None
