@@ -2,6 +2,7 @@
 
 pytest_plugins = [
     "tests.fixtures.services",
+    "tests.fixtures.finders",
     "tests.fixtures.stack",
     "tests.fixtures.auth",
     "tests.fixtures.store",

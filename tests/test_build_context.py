@@ -46,7 +46,7 @@ def build_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def secret():
-    return "build-context-test-secret"
+    return "build-context-test-secret-of-32-bytes-or-more"
 
 
 def start(context: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:

@@ -337,3 +337,14 @@ def test_strict_validation_catches_a_broken_manifest(manifest):
     broken["spec"]["activeDeadlineSeconds"] = "600"
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(broken, VERSIONS[-1], strict=True)
+
+
+def test_project_images_run_from_the_configured_registry(k8s_settings):
+    spec = sample_spec(image="caesar-faas/runner:0.1.0")
+    m = build_job(sample_job(), spec, k8s_settings, KubernetesOptions(image_registry="registry.example.org/astro/"), NS)
+    assert container(m)["image"] == "registry.example.org/astro/runner:0.1.0"
+    assert container(build_job(sample_job(), spec, k8s_settings, KubernetesOptions(), NS))["image"] == \
+        "ghcr.io/caesar-faas/runner:0.1.0"
+    upstream = sample_spec(image="docker.io/someone/finder:1.0")
+    m = build_job(sample_job(), upstream, k8s_settings, KubernetesOptions(image_registry="r.example.org"), NS)
+    assert container(m)["image"] == "docker.io/someone/finder:1.0"

@@ -47,6 +47,7 @@ LABEL_APP = "caesar.io/app"
 ANNOTATION_OWNER = "caesar.io/owner"
 ANNOTATION_APP_VERSION = "caesar.io/app-version"
 MANAGED_BY = "caesar-faas"
+PROJECT_IMAGES = "caesar-faas/"  # app specs name the project's own images like this
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
@@ -93,6 +94,13 @@ def job_labels(job: Record) -> dict[str, str]:
         LABEL_OWNER: label_value(job["owner"]),
         LABEL_APP: label_value(job["app"]),
     }
+
+
+def resolve_image(image: str, registry: str) -> str:
+    """`caesar-faas/runner:0.1.0` -> `<registry>/runner:0.1.0`; any other image is used as is."""
+    if image.startswith(PROJECT_IMAGES):
+        return f"{registry.rstrip('/')}/{image[len(PROJECT_IMAGES):]}"
+    return image
 
 
 def escape_expansion(value: str) -> str:
@@ -173,7 +181,7 @@ def build_job(job: Record, spec: AppSpec, settings: Settings, options: Kubernete
     annotations = {ANNOTATION_OWNER: job["owner"], ANNOTATION_APP_VERSION: str(spec.version)}
     container: dict[str, Any] = {
         "name": CONTAINER,
-        "image": spec.image,
+        "image": resolve_image(spec.image, options.image_registry),
         "imagePullPolicy": options.image_pull_policy,
         "command": [escape_expansion(arg) for arg in (spec.command or DEFAULT_COMMAND)],
         "workingDir": WORKDIR,

@@ -12,6 +12,9 @@ CAESAR_K8S_SERVICE_ACCOUNT    service account of job pods (default: the namespac
 CAESAR_K8S_IMAGE_PULL_SECRET  image pull secret for private registries (none)
 CAESAR_K8S_IMAGE_PULL_POLICY  IfNotPresent (images are pinned by tag, so re-pulling buys nothing)
 CAESAR_K8S_REQUEST_TIMEOUT    seconds one API call may take before it counts as a failure (30)
+CAESAR_K8S_IMAGE_REGISTRY     where the project's own images live: an app image named
+                              `caesar-faas/<name>:<tag>` runs as `<registry>/<name>:<tag>`
+                              (default ghcr.io/caesar-faas, like stack.yml's ${REGISTRY} default)
 CAESAR_KUBECONFIG             kubeconfig file to use instead of in-cluster config (else KUBECONFIG)
 """
 
@@ -46,6 +49,7 @@ class KubernetesOptions:
     image_pull_policy: str = "IfNotPresent"
     request_timeout: int = 30
     kubeconfig: str | None = None
+    image_registry: str = "ghcr.io/caesar-faas"
 
     @classmethod
     def from_env(cls) -> KubernetesOptions:
@@ -59,4 +63,5 @@ class KubernetesOptions:
             image_pull_policy=_str("CAESAR_K8S_IMAGE_PULL_POLICY", "IfNotPresent") or "IfNotPresent",
             request_timeout=_int("CAESAR_K8S_REQUEST_TIMEOUT", 30),
             kubeconfig=_str("CAESAR_KUBECONFIG", None),
+            image_registry=_str("CAESAR_K8S_IMAGE_REGISTRY", "ghcr.io/caesar-faas") or "ghcr.io/caesar-faas",
         )

@@ -7,7 +7,6 @@ products uploaded 98, finished 100.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import signal
 import time
@@ -20,6 +19,7 @@ from ..apps.registry import get_app
 from ..apps.spec import AppSpec
 from ..storage import open_storage
 from ..storage.base import ObjectNotFound
+from . import finders
 from .execute import DeadlineExceeded, run_commands
 from .fetch import FetchedInput, fetch_input
 from .finders import UsageError
@@ -32,7 +32,6 @@ from .status import StatusReporter
 
 log = logging.getLogger("caesar_faas.runner.job")
 
-FINDERS_PACKAGE = f"{__package__}.finders"  # caesar_faas.runner.finders, or function.caesar_faas... in an image
 COMMANDS_FROM, COMMANDS_TO = 15, 80
 
 
@@ -41,9 +40,7 @@ def load_adapter(spec: AppSpec) -> ModuleType:
     if not spec.local_entry:
         raise UsageError(f"app {spec.name!r} runs only from its container image ({spec.image}); "
                          "this runner cannot run it")
-    if not spec.local_entry.isidentifier():
-        raise ValueError(f"app {spec.name!r} has an invalid local_entry {spec.local_entry!r}")
-    return importlib.import_module(f"{FINDERS_PACKAGE}.{spec.local_entry}")
+    return finders.load_adapter(spec.local_entry)
 
 
 def _alarm(signum: int, frame: FrameType | None) -> None:

@@ -46,6 +46,7 @@ def argv(image_path: str, options: dict[str, Any], workdir: str) -> list[list[st
         # BANE's own default: a grid of 4 beam widths and a box of 6 grid steps.
         grid = options.get("bane_grid") or max(2, int(math.ceil(4 * math.sqrt(bmaj_pix * bmin_pix))))
         box = options.get("bane_box") or 6 * grid
+        grid = min(grid, box)  # a box given alone may be smaller than the default grid
         commands.append(_cli("AegeanTools.CLI.BANE") + [
             "--cores", "1", "--grid", str(grid), str(grid), "--box", str(box), str(box),
             "--out", str(out / BANE_BASE), image])

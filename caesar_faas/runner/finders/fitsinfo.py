@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS, FITSFixedWarning
+from astropy.wcs.utils import proj_plane_pixel_scales
 
 from . import UsageError
 
@@ -68,7 +69,7 @@ def image_info(header: fits.Header) -> ImageInfo:
                          "such as RA---SIN/DEC--SIN); source positions could not be computed.")
     cel = full.celestial
     try:
-        scale = np.abs(cel.proj_plane_pixel_scales().to_value("deg"))
+        scale = np.abs(proj_plane_pixel_scales(cel))  # in CUNIT: wcslib normalises to deg
         centre = cel.all_pix2world([[dims[0] / 2, dims[1] / 2]], 0)
     except Exception as exc:  # noqa: BLE001 - any WCS failure is the same user problem
         raise UsageError(f"The image WCS cannot be evaluated ({exc}).") from exc
@@ -179,3 +180,28 @@ def _float(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return out if math.isfinite(out) else None
+
+
+def beam_kernel(info: ImageInfo, beam: Beam) -> np.ndarray:
+    """The beam as an image (peak 1, odd side of about 6 sigma), oriented with the WCS: the
+    major axis points at BPA East of North whatever the pixel grid's orientation."""
+    ny, nx = info.shape
+    x0, y0 = nx / 2.0, ny / 2.0
+    ra0, dec0 = info.wcs.all_pix2world(x0, y0, 0)
+    step = 10 * max(info.pixel_scale)  # degrees: a few pixels, small enough to be linear
+    xn, yn = info.wcs.all_world2pix(ra0, dec0 + step, 0)
+    xe, ye = info.wcs.all_world2pix(ra0 + step / math.cos(math.radians(float(dec0))), dec0, 0)
+    north = np.array([xn - x0, yn - y0], dtype=float)
+    east = np.array([xe - x0, ye - y0], dtype=float)
+    north /= np.hypot(*north)
+    east /= np.hypot(*east)
+    pa = math.radians(beam.bpa)
+    major = math.cos(pa) * north + math.sin(pa) * east
+    minor = np.array([-major[1], major[0]])
+    smaj, smin = (p * FWHM_TO_SIGMA for p in beam_pixels(info, beam))
+    half = int(math.ceil(3 * smaj))
+    offs = np.arange(-half, half + 1, dtype=float)
+    dx, dy = offs[np.newaxis, :], offs[:, np.newaxis]
+    a = dx * major[0] + dy * major[1]
+    b = dx * minor[0] + dy * minor[1]
+    return np.exp(-0.5 * ((a / smaj) ** 2 + (b / smin) ** 2))

@@ -1,0 +1,343 @@
+#!/usr/bin/env python3
+"""Upload benchmark (issue 7): one file through the presigned flow and through the inline route,
+against the real local stack (`python -m caesar_faas.local`), in file:// and/or s3:// (moto) mode.
+
+    .venv/bin/python bench/upload_bench.py --size 2G --mode both
+
+Prints, per mode: presigned throughput, time from completion until the file is listed as ready
+(through the storage-event path), download sha256 check, inline-route throughput, a baseline
+(s3: a plain boto3 upload_file of the same file to the same bucket; file: a plain file copy on the
+same disk) and the gateway process's peak RSS during each upload (VmHWM, reset between phases).
+Exits 1 when a target of the issue is missed: gateway peak RSS < 200 MB, listed within 2 s,
+same sha256, presigned throughput >= 80% of the baseline (s3 mode).
+Everything runs on 127.0.0.1 and stops by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import requests  # noqa: E402
+
+from caesar_faas.uploads_client import upload_large  # noqa: E402
+
+MIB = 1024 * 1024
+RSS_LIMIT = 200 * 1000 * 1000
+BLOCK = 4 * MIB
+
+
+def parse_size(text: str) -> int:
+    units = {"K": 1024, "M": MIB, "G": 1024 * MIB}
+    text = text.strip().upper().removesuffix("IB").removesuffix("B")
+    if text and text[-1] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(probe: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = probe()
+            if value:
+                return value
+        except (requests.RequestException, OSError, ValueError):
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def make_fits(path: Path, size: int) -> str:
+    """A valid FITS image (float32, 4096 columns) of about `size` bytes; its sha256."""
+    columns = 4096
+    rows = max(1, (size - 2880) // (4 * columns))
+    cards = [f"{'SIMPLE':<8}= {'T':>20}", f"{'BITPIX':<8}= {-32:>20}", f"{'NAXIS':<8}= {2:>20}",
+             f"{'NAXIS1':<8}= {columns:>20}", f"{'NAXIS2':<8}= {rows:>20}", "END"]
+    header = "".join(c.ljust(80) for c in cards).ljust(2880).encode("ascii")
+    data_size = rows * columns * 4
+    digest = hashlib.sha256(header)
+    block = os.urandom(BLOCK)
+    with open(path, "wb") as fh:
+        fh.write(header)
+        left = data_size
+        while left:
+            piece = block[:min(BLOCK, left)]
+            fh.write(piece)
+            digest.update(piece)
+            left -= len(piece)
+        pad = b"\0" * (-(len(header) + data_size) % 2880)
+        fh.write(pad)
+        digest.update(pad)
+    return digest.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class InlineBody:
+    """multipart/form-data with one file field, streamed from disk (never the whole body in memory)."""
+
+    def __init__(self, path: Path, name: str) -> None:
+        self.boundary = uuid.uuid4().hex
+        self.head = (f"--{self.boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
+                     "Content-Type: application/octet-stream\r\n\r\n").encode()
+        self.tail = f"\r\n--{self.boundary}--\r\n".encode()
+        self.size = path.stat().st_size
+        self.fh = open(path, "rb")  # noqa: SIM115 - closed after the request
+        self.pending = self.head
+        self.left = len(self.head) + self.size + len(self.tail)
+
+    def __len__(self) -> int:
+        return self.left
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.left if n is None or n < 0 else n
+        out = self.pending[:n]
+        self.pending = self.pending[n:]
+        if len(out) < n and self.fh:
+            out += self.fh.read(n - len(out))
+            if len(out) < n:
+                self.fh.close()
+                self.fh = None
+                self.pending = self.tail
+                out += self.pending[:n - len(out)]
+                self.pending = self.pending[n - len(out):]
+        self.left -= len(out)
+        return out
+
+
+class Gateway:
+    """The gateway child of the stack: its pid and peak RSS (VmHWM, resettable via clear_refs)."""
+
+    def __init__(self, supervisor_pid: int) -> None:
+        self.pid = wait_until(lambda: self._find(supervisor_pid), 30, "the gateway process")
+
+    @staticmethod
+    def _find(parent: int) -> int | None:
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                cmd = (entry / "cmdline").read_bytes().split(b"\0")
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+            if ppid == parent and b"caesar_faas.local.gateway" in cmd:
+                return int(entry.name)
+        return None
+
+    def reset_peak(self) -> bool:
+        try:
+            Path(f"/proc/{self.pid}/clear_refs").write_text("5")
+            return True
+        except OSError:
+            return False
+
+    def peak_rss(self) -> int:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+
+class Stack:
+    def __init__(self, home: Path, extra_env: dict[str, str]) -> None:
+        self.home = home
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CAESAR_")}
+        env.update({"CAESAR_HOME": str(home), "CAESAR_HTTP_PORT": str(self.port),
+                    "CAESAR_NATS_PORT": str(free_port()), "PYTHONUNBUFFERED": "1", **extra_env})
+        self.proc = subprocess.Popen([sys.executable, "-m", "caesar_faas.local"], cwd=ROOT, env=env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        wait_until(lambda: requests.get(self.url + "/healthz", timeout=2).status_code == 200, 90,
+                   "the local stack to be healthy")
+        self.gateway = Gateway(self.proc.pid)
+        from caesar_faas.tokens import mint_token
+
+        secret = (home / "jwt.secret").read_text().strip()
+        self.token = mint_token(secret, "bench", ("user",), 6 * 3600)
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {self.token}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+class Moto:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        binary = Path(sys.executable).parent / "moto_server"
+        self.proc = subprocess.Popen([str(binary if binary.exists() else "moto_server"), "-H", "127.0.0.1", "-p",
+                                      str(self.port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: requests.get(self.url, timeout=1).status_code < 500, 60, "moto_server")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def mbps(size: int, seconds: float) -> float:
+    return size / MIB / max(seconds, 1e-9)
+
+
+def run_mode(mode: str, image: Path, digest: str, args: argparse.Namespace, work: Path) -> list[str]:
+    """Run every phase in one mode; returns the targets missed."""
+    size = image.stat().st_size
+    moto = None
+    extra = {"CAESAR_PART_SIZE": str(args.part_size), "CAESAR_MAX_INLINE_UPLOAD": str(args.inline_limit)}
+    bucket = f"bench-{uuid.uuid4().hex[:8]}"
+    if mode == "s3":
+        import boto3
+
+        moto = Moto()
+        creds = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
+        os.environ.update(creds)
+        boto3.client("s3", endpoint_url=moto.url).create_bucket(Bucket=bucket)
+        extra.update(creds, CAESAR_STORAGE_URL=f"s3://{bucket}?endpoint_url={moto.url}&region=us-east-1")
+    stack = Stack(work / f"home-{mode}", extra)
+    missed: list[str] = []
+    try:
+        gw = stack.gateway
+        exact_peak = gw.reset_peak()
+        print(f"[{mode}] gateway pid {gw.pid}; file {size / MIB:,.0f} MiB; part size {args.part_size / MIB:,.0f} MiB"
+              + ("" if exact_peak else " (peak RSS includes start-up: clear_refs not permitted)"))
+
+        started = time.monotonic()
+        record = upload_large(stack.url, stack.token, str(image), tag="bench", progress=not args.quiet,
+                              workers=args.workers)
+        completed = time.monotonic()
+        upload_s = completed - started
+        peak = gw.peak_rss()
+        file_id = record["uuid"]
+
+        def listed() -> bool:
+            files = stack.session.get(f"{stack.url}/function/files", timeout=10).json().get("files", [])
+            return any(f["uuid"] == file_id and f.get("state") == "ready" for f in files)
+
+        wait_until(listed, 60, "the upload to be listed")
+        listed_s = time.monotonic() - completed
+        print(f"[{mode}] presigned: {upload_s:,.2f} s, {mbps(size, upload_s):,.1f} MiB/s; listed as ready "
+              f"{listed_s:,.2f} s after completion; gateway peak RSS {peak / 1e6:,.0f} MB")
+        if peak >= RSS_LIMIT:
+            missed.append(f"{mode}: gateway peak RSS {peak / 1e6:,.0f} MB >= 200 MB during the presigned upload")
+        if listed_s > 2.0:
+            missed.append(f"{mode}: listed {listed_s:.2f} s after completion (> 2 s)")
+
+        got = hashlib.sha256()
+        t0 = time.monotonic()
+        with stack.session.get(f"{stack.url}/function/files/{file_id}/content", stream=True, timeout=600) as answer:
+            answer.raise_for_status()
+            for block in answer.iter_content(BLOCK):
+                got.update(block)
+        down_s = time.monotonic() - t0
+        same = got.hexdigest() == digest
+        print(f"[{mode}] download: {down_s:,.2f} s, {mbps(size, down_s):,.1f} MiB/s, sha256 "
+              f"{'matches' if same else 'DIFFERS'}")
+        if not same:
+            missed.append(f"{mode}: downloaded sha256 differs")
+
+        if size <= args.inline_limit:
+            gw.reset_peak()
+            body = InlineBody(image, "inline.fits")
+            t0 = time.monotonic()
+            answer = stack.session.post(f"{stack.url}/function/upload", data=body, timeout=3600,
+                                        headers={"Content-Type": f"multipart/form-data; boundary={body.boundary}"})
+            inline_s = time.monotonic() - t0
+            print(f"[{mode}] inline route: HTTP {answer.status_code}, {inline_s:,.2f} s, "
+                  f"{mbps(size, inline_s):,.1f} MiB/s; gateway peak RSS {gw.peak_rss() / 1e6:,.0f} MB")
+        else:
+            print(f"[{mode}] inline route: skipped, the file is above the inline limit "
+                  f"({args.inline_limit / MIB:,.0f} MiB; --inline-limit to change)")
+
+        t0 = time.monotonic()
+        if mode == "s3":
+            import boto3
+
+            boto3.client("s3", endpoint_url=moto.url).upload_file(str(image), bucket, "baseline/plain-boto3")
+            label = "plain boto3 upload_file"
+        else:
+            shutil.copyfile(image, stack.home / "objects" / "baseline-copy")
+            label = "plain file copy"
+        base_s = time.monotonic() - t0
+        ratio = (size / upload_s) / (size / base_s)
+        print(f"[{mode}] baseline ({label}): {base_s:,.2f} s, {mbps(size, base_s):,.1f} MiB/s; "
+              f"presigned flow at {ratio * 100:,.0f}% of it")
+        if mode == "s3" and ratio < 0.8:
+            missed.append(f"s3: presigned throughput {ratio * 100:.0f}% of plain boto3 (< 80%)")
+    finally:
+        stack.stop()
+        if moto:
+            moto.stop()
+    return missed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="presigned vs inline upload benchmark")
+    parser.add_argument("--size", default="2G", help="file size, e.g. 512M, 2G (default 2G)")
+    parser.add_argument("--mode", choices=["file", "s3", "both"], default="both")
+    parser.add_argument("--part-size", default="64M", help="CAESAR_PART_SIZE for the stack (default 64M)")
+    parser.add_argument("--workers", type=int, default=4, help="parts sent in parallel by the client")
+    parser.add_argument("--inline-limit", default="256M", help="CAESAR_MAX_INLINE_UPLOAD for the stack")
+    parser.add_argument("--dir", help="work folder (default: a temporary one, removed afterwards)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args()
+    args.part_size = parse_size(args.part_size)
+    args.inline_limit = parse_size(args.inline_limit)
+    size = parse_size(args.size)
+
+    work = Path(args.dir or tempfile.mkdtemp(prefix="caesar-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        image = work / "bench.fits"
+        digest = make_fits(image, size)
+        missed: list[str] = []
+        for mode in (["file", "s3"] if args.mode == "both" else [args.mode]):
+            missed += run_mode(mode, image, digest, args, work)
+    finally:
+        if not args.dir:
+            shutil.rmtree(work, ignore_errors=True)
+    for line in missed:
+        print(f"MISSED: {line}")
+    print("all targets met" if not missed else f"{len(missed)} target(s) missed")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

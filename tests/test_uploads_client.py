@@ -1,0 +1,209 @@
+"""upload_large(): the client of the presigned upload flow, against the real local stack and
+against a gateway whose storage fails each part once."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask, jsonify, request
+
+from caesar_faas.storage import CHUNK, MIN_PART_SIZE
+from caesar_faas.storage.local import LocalStorage
+from caesar_faas.storage.local_http import storage_blueprint
+from caesar_faas.uploads_client import Progress, UploadError, upload_large
+from tests.fixtures.stack import LocalStack
+from tests.fixtures.storage import serving, storage_settings
+from tests.helpers import free_port, wait_for
+from tests.samples import fits_bytes
+
+MIB = 1024 * 1024
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def small_part_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """The local stack (file:// storage) with S3's smallest part size, so a ~9 MB file is multipart."""
+    stack = LocalStack(tmp_path_factory.mktemp("stack"), free_port(), free_port(),
+                       extra_env={"CAESAR_PART_SIZE": str(MIN_PART_SIZE)})
+    stack.start()
+    yield stack
+    stack.stop()
+
+
+@pytest.mark.parametrize("shape", [(1500, 1500), (120, 100)], ids=["multipart", "single"])
+def test_upload_large_through_the_local_stack(small_part_stack: LocalStack, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture, shape: tuple[int, int]) -> None:
+    stack = small_part_stack
+    image = tmp_path / "big image.fits"
+    image.write_bytes(fits_bytes(shape, seed=3))
+    token = stack.token("carol")
+    result = upload_large(stack.url, token, str(image), tag="presigned", progress=True)
+    file_id = result["uuid"]
+    expected_parts = -(-image.stat().st_size // MIN_PART_SIZE)
+    assert [p["number"] for p in result["parts"]] == list(range(1, expected_parts + 1))
+    assert "100.0%" in capsys.readouterr().err  # the progress bar reached the end
+
+    client = stack.client("carol")
+
+    def registered():
+        answer = client.get(f"{stack.url}/function/files/{file_id}", timeout=10).json()
+        return answer if answer.get("state") == "ready" else None
+
+    record = wait_for(registered, timeout=15, message="the upload to be registered through the event path")
+    assert record["filename_orig"] == "big image.fits" and record["tag"] == "presigned"
+    assert record["sha256"] == sha256(image)
+    assert record["shape"] == list(shape)
+    content = client.get(f"{stack.url}/function/files/{file_id}/content", timeout=30)
+    assert hashlib.sha256(content.content).hexdigest() == sha256(image)
+    # Another user cannot see it.
+    assert stack.client("mallory").get(f"{stack.url}/function/files/{file_id}", timeout=10).status_code == 404
+
+
+class FlakyGateway:
+    """The upload API of docs/large-uploads.md on a real LocalStorage, whose signed storage
+    endpoint answers 503 to the first attempt of every PUT (after reading the body)."""
+
+    def __init__(self, root: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        settings = storage_settings(root, public_url=self.url)
+        self.storage = LocalStorage(settings.objects_dir, settings=settings)
+        self.attempts: Counter[str] = Counter()
+        self.completed: list[dict] = []
+        self.uploads: dict[str, dict] = {}
+        self.app = Flask("flaky")
+        self.app.register_blueprint(storage_blueprint(self.storage))
+        self.app.before_request(self.flaky)
+        self.app.post("/function/upload")(self.create)
+        self.app.post("/function/upload/<file_id>/complete")(self.complete)
+
+    def flaky(self):
+        if request.method == "PUT":
+            self.attempts[request.args.get("part", "single")] += 1
+            if self.attempts[request.args.get("part", "single")] == 1:
+                while request.stream.read(CHUNK):
+                    pass
+                return jsonify({"error": "unavailable", "status": "try again"}), 503
+        return None
+
+    def create(self):
+        body = request.get_json()
+        assert request.headers["Authorization"] == "Bearer tok"
+        file_id = str(uuid.uuid4())
+        key = f"files/u/{file_id}"
+        single = multipart = None
+        if body["size"] <= MIN_PART_SIZE:
+            single = {"url": self.storage.presign_put(key, size=body["size"], expires=60)}
+        else:
+            mp = self.storage.create_multipart(key, size=body["size"], part_size=MIN_PART_SIZE)
+            multipart = {"upload_id": mp.upload_id, "part_size": mp.part_size,
+                         "parts": [{"number": p.number, "url": p.url, "offset": p.offset, "size": p.size}
+                                   for p in mp.parts]}
+        self.uploads[file_id] = {"key": key, "multipart": multipart, "request": body}
+        return jsonify({"uuid": file_id, "status": "pending", "expires": "2030-01-01T00:00:00Z", "single": single,
+                        "multipart": multipart, "complete_url": f"/function/upload/{file_id}/complete"}), 201
+
+    def complete(self, file_id: str):
+        upload = self.uploads[file_id]
+        parts = request.get_json()["parts"]
+        self.completed.append(parts)
+        if upload["multipart"]:
+            info = self.storage.complete_multipart(upload["key"], upload["multipart"]["upload_id"],
+                                                   [(p["number"], p["etag"]) for p in parts])
+        else:
+            info = self.storage.stat(upload["key"])
+        return jsonify({"uuid": file_id, "state": "pending", "bytes": info.size, "etag": info.etag})
+
+
+@pytest.fixture
+def flaky(tmp_path: Path) -> Iterator[FlakyGateway]:
+    gateway = FlakyGateway(tmp_path / "home")
+    with serving(gateway.app, gateway.port):
+        yield gateway
+
+
+def test_each_part_is_retried(flaky: FlakyGateway, tmp_path: Path) -> None:
+    source = tmp_path / "data.bin"
+    source.write_bytes(os.urandom(2 * MIN_PART_SIZE + 999))
+    result = upload_large(flaky.url, "tok", str(source), tag="t", progress=False, workers=2)
+    assert flaky.attempts == Counter({"1": 2, "2": 2, "3": 2})
+    assert flaky.uploads[result["uuid"]]["request"] == {"filename": "data.bin", "size": source.stat().st_size,
+                                                        "sha256": sha256(source), "tag": "t"}
+    assert result["etag"].endswith("-3") and result["bytes"] == source.stat().st_size
+    assert flaky.storage.read_bytes(f"files/u/{result['uuid']}") == source.read_bytes()
+    assert [p["number"] for p in flaky.completed[0]] == [1, 2, 3]
+
+
+def test_single_put_retried_and_retries_exhausted(flaky: FlakyGateway, tmp_path: Path) -> None:
+    source = tmp_path / "small.bin"
+    source.write_bytes(b"small file" * 1000)
+    result = upload_large(flaky.url, "tok", str(source), progress=False)
+    assert flaky.attempts["single"] == 2 and flaky.completed == [[]]
+    assert flaky.storage.read_bytes(f"files/u/{result['uuid']}") == source.read_bytes()
+
+    flaky.attempts.clear()
+    with pytest.raises(UploadError) as failed:
+        upload_large(flaky.url, "tok", str(source), progress=False, retries=0)
+    assert failed.value.status == 503 and flaky.attempts["single"] == 1
+
+
+def test_refused_url_is_not_retried(flaky: FlakyGateway, tmp_path: Path) -> None:
+    source = tmp_path / "small.bin"
+    source.write_bytes(b"x" * 100)
+    flaky.attempts["single"] = 1  # no injected failure for this one
+    original = flaky.storage.presign_put
+    flaky.storage.presign_put = lambda key, size, expires: original(key, size=size, expires=-10)
+    with pytest.raises(UploadError) as failed:
+        upload_large(flaky.url, "tok", str(source), progress=False, retries=5)
+    assert failed.value.status == 403 and failed.value.body["error"] == "forbidden"
+    assert flaky.attempts["single"] == 2  # one real attempt, no retries
+    assert flaky.completed == []
+
+
+def test_create_errors_are_reported(flaky: FlakyGateway, tmp_path: Path) -> None:
+    source = tmp_path / "small.bin"
+    source.write_bytes(b"x")
+    with pytest.raises(UploadError) as failed:
+        upload_large(flaky.url + "/nowhere", "tok", str(source), progress=False)
+    assert failed.value.status == 404
+
+
+def test_progress_bar_text() -> None:
+    out = io.StringIO()
+    bar = Progress(4 * MIB, "f.fits", out=out)
+    bar.add(MIB)
+    bar.add(3 * MIB)
+    bar.finish()
+    text = out.getvalue()
+    assert "f.fits" in text and "100.0%" in text and "4.0/4.0 MiB" in text and text.endswith("\n")
+    quiet = io.StringIO()
+    Progress(10, "q", enabled=False, out=quiet).add(10)
+    assert quiet.getvalue() == ""
+
+
+def test_example_cli_against_the_stack(small_part_stack: LocalStack, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    image = tmp_path / "cli.fits"
+    image.write_bytes(fits_bytes((64, 64), seed=9))
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAESAR_")}
+    env["CAESAR_TOKEN"] = small_part_stack.token("dave")
+    done = subprocess.run([sys.executable, str(root / "examples" / "upload_large.py"), str(image), "--gateway",
+                           small_part_stack.url, "--tag", "cli", "--no-progress", "--wait", "--wait-timeout", "20"],
+                          capture_output=True, text=True, timeout=120, check=False, env=env)
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    assert record["state"] == "ready" and record["tag"] == "cli" and record["sha256"] == sha256(image)
