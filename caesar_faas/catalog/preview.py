@@ -29,7 +29,7 @@ MAX_PIXELS = 1600
 # Radio images are mostly noise with a few bright sources: clip at these percentiles and use an
 # asinh stretch, so the noise stays dark grey and faint sources still show.
 LOW_PERCENTILE, HIGH_PERCENTILE = 5.0, 99.9
-MIN_MARKER = 10.0  # preview pixels: a point source stays visible after decimation
+MIN_MARKER = 12.0  # preview pixels: the smallest major axis drawn, so every source stays visible
 
 
 def decimation_step(shape: Sequence[int], max_pixels: int = MAX_PIXELS) -> int:
@@ -103,9 +103,11 @@ def _shapes(rows: Sequence[dict[str, Any]], header: fits.Header, step: int,
             width, height = major / arcsec_per_pix, minor / arcsec_per_pix
         else:
             angle, width, height = 0.0, 2 * default_radius_pix, 2 * default_radius_pix
+        # Enlarge small shapes to stay visible, keeping their axis ratio and orientation.
+        grow = max(1.0, MIN_MARKER / max(width / step, 1e-9))
         offsets.append((x / step, y / step))
-        widths.append(max(width / step, MIN_MARKER))
-        heights.append(max(height / step, MIN_MARKER))
+        widths.append(width / step * grow)
+        heights.append(height / step * grow)
         angles.append(angle)
     return (np.array(offsets, dtype=float).reshape(-1, 2), np.array(widths), np.array(heights),
             np.array(angles))

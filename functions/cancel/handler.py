@@ -2,10 +2,10 @@
 
 try:  # OpenFaaS image: the shared package is copied next to this file (function.caesar_faas)
     from .caesar_faas import http, runtime
-    from .caesar_faas.jobs import control, records
+    from .caesar_faas.jobs import control
 except ImportError:  # local gateway and tests: the package is importable from the repo root
     from caesar_faas import http, runtime
-    from caesar_faas.jobs import control, records
+    from caesar_faas.jobs import control
 
 
 @http.endpoint
@@ -16,5 +16,5 @@ def handle(req: http.Request):
         raise http.method_not_allowed(req, "POST")
     if len(req.parts) != 1:
         raise http.not_found("route")
-    job = control.cancel(svc.store, svc.bus, who.owner, who.is_admin, req.parts[0])
-    return http.respond(200, records.public_view(job))
+    return http.respond(200, control.cancel(svc.store, svc.bus, who.owner, req.parts[0], admin=who.is_admin,
+                                            settings=svc.settings))

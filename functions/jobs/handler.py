@@ -18,5 +18,5 @@ def handle(req: http.Request):
     if req.parts:
         raise http.not_found("route")
     return http.respond(200, control.list_jobs(
-        svc.store, who.owner, who.is_admin, state=req.arg("state"), app=req.arg("app"), tag=req.arg("tag"),
-        limit=req.int_arg("limit", 100), cursor=req.arg("cursor"), all_users=req.flag("all")))
+        svc.store, who.owner, state=req.arg("state"), app=req.arg("app"), tag=req.arg("tag"),
+        limit=req.int_arg("limit", 100), cursor=req.arg("cursor"), admin=who.is_admin and req.flag("all")))

@@ -2,11 +2,11 @@
 error class). ?wait=N (s, at most 60) holds the answer until the state changes (long poll)."""
 
 try:  # OpenFaaS image: the shared package is copied next to this file (function.caesar_faas)
-    from .caesar_faas import http, runtime
-    from .caesar_faas.jobs import control, records
+    from .caesar_faas import http, longpoll, runtime
+    from .caesar_faas.jobs import records
 except ImportError:  # local gateway and tests: the package is importable from the repo root
-    from caesar_faas import http, runtime
-    from caesar_faas.jobs import control, records
+    from caesar_faas import http, longpoll, runtime
+    from caesar_faas.jobs import records
 
 
 @http.endpoint
@@ -17,6 +17,6 @@ def handle(req: http.Request):
         raise http.method_not_allowed(req, "GET")
     if len(req.parts) != 1:
         raise http.not_found("route")
-    job = control.wait_for_change(svc.store, who.owner, who.is_admin, req.parts[0],
+    job = longpoll.wait_for_change(svc.store, who.owner, who.is_admin, req.parts[0],
                                   wait=req.int_arg("wait", 0, low=0, high=60), since=req.arg("state"))
     return http.respond(200, records.public_view(job))

@@ -44,7 +44,8 @@ def argv(image_path: str, options: dict[str, Any], workdir: str) -> list[list[st
     if run_bane:
         bmaj_pix, bmin_pix = beam_pixels(info, beam)
         # BANE's own default: a grid of 4 beam widths and a box of 6 grid steps.
-        grid = options.get("bane_grid") or max(2, int(math.ceil(4 * math.sqrt(bmaj_pix * bmin_pix))))
+        width = round(4 * math.sqrt(bmaj_pix * bmin_pix), 6)  # round: 40.0000001 must not become 41
+        grid = options.get("bane_grid") or max(2, int(math.ceil(width)))
         box = options.get("bane_box") or 6 * grid
         grid = min(grid, box)  # a box given alone may be smaller than the default grid
         commands.append(_cli("AegeanTools.CLI.BANE") + [
