@@ -47,10 +47,16 @@ class Services:
         import json
 
         from .events.subjects import STORAGE_EVENTS
+        from .storage.notifications import parse_minio_record
 
-        key = record.get("Records", [{}])[0].get("s3", {}).get("object", {})
-        msg_id = f"storage-{key.get('key')}-{key.get('eTag')}"
-        self.bus.publish_raw(STORAGE_EVENTS, json.dumps(record).encode(), msg_id=msg_id)
+        _, _, key, _, etag = parse_minio_record(record)[0]
+        self.bus.publish_raw(STORAGE_EVENTS, json.dumps(record).encode(), msg_id=storage_event_id(key, etag))
+
+
+def storage_event_id(key: str, etag: str | None) -> str:
+    """One id per object version, whoever announces it (the storage or the complete call), so
+    JetStream drops the second announcement."""
+    return f"storage-{key}-{etag}"
 
 
 _lock = threading.Lock()

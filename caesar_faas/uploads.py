@@ -19,7 +19,8 @@ from .events.subjects import STORAGE_EVENTS
 from .files import announce, clean_tag, file_key, public_view
 from .fits_check import HEADER_PROBE, check_name, inspect_chunks
 from .ids import epoch, is_id, iso, new_id
-from .storage.base import ObjectNotFound
+from .runtime import storage_event_id
+from .storage.base import MIN_PART_SIZE, ObjectNotFound
 
 log = logging.getLogger("caesar.uploads")
 
@@ -39,7 +40,7 @@ def create(svc: Any, who: Any, body: dict[str, Any]) -> dict[str, Any]:
     """A pending file record and where to send its bytes."""
     from .quotas import check_upload
 
-    unknown = set(body) - {"filename", "size", "sha256", "tag"}
+    unknown = set(body) - {"filename", "size", "sha256", "tag", "part_size"}
     if unknown:
         raise BadRequest(f"unknown field(s): {', '.join(sorted(unknown))}", code="invalid_field")
     filename = body.get("filename")
@@ -53,6 +54,12 @@ def create(svc: Any, who: Any, body: dict[str, Any]) -> dict[str, Any]:
     if sha256 is not None and (not isinstance(sha256, str) or not _SHA256.match(sha256)):
         raise BadRequest("sha256 must be 64 lower-case hex digits", code="invalid_field", field="sha256")
     tag = clean_tag(body.get("tag"))
+    part_size = svc.settings.part_size
+    if "part_size" in body:
+        part_size = _int_field(body, "part_size")
+        if not MIN_PART_SIZE <= part_size <= 5 * 1024**3:
+            raise BadRequest(f"part_size must be between {MIN_PART_SIZE} and 5 GiB", code="invalid_field",
+                             field="part_size")
     check_upload(svc.store, who.owner, size, svc.settings)
 
     settings = svc.settings
@@ -62,10 +69,10 @@ def create(svc: Any, who: Any, body: dict[str, Any]) -> dict[str, Any]:
     expires = now + settings.upload_ttl
     single = multipart = None
     upload_id = None
-    if size <= settings.part_size:
+    if size <= part_size:
         single = {"url": svc.storage.presign_put(key, size=size, expires=settings.upload_ttl), "method": "PUT"}
     else:
-        mp = svc.storage.create_multipart(key, size=size, part_size=settings.part_size, expires=settings.upload_ttl)
+        mp = svc.storage.create_multipart(key, size=size, part_size=part_size, expires=settings.upload_ttl)
         upload_id = mp.upload_id
         multipart = {"upload_id": mp.upload_id, "part_size": mp.part_size,
                      "parts": [{"number": p.number, "url": p.url, "offset": p.offset, "size": p.size}
@@ -122,7 +129,7 @@ def complete(svc: Any, who: Any, file_id: str, body: dict[str, Any]) -> dict[str
     event_name = "s3:ObjectCreated:CompleteMultipartUpload" if record.get("upload_id") else "s3:ObjectCreated:Put"
     notification = minio_record(_bucket(svc), info, event_name)
     svc.bus.publish_raw(STORAGE_EVENTS, json.dumps(notification).encode(),
-                        msg_id=f"storage-{info.key}-{info.etag}")
+                        msg_id=storage_event_id(info.key, info.etag))
     return {**public_view(record), "status": "Upload complete; registering"}
 
 

@@ -17,7 +17,7 @@ def test_columns_order_and_units():
                      "local_rms", "snr", "flags"]
     assert UNITS["ra"] == "deg" and UNITS["x"] == "pix" and UNITS["peak_flux"] == "Jy/beam"
     assert UNITS["int_flux"] == "Jy" and UNITS["major"] == "arcsec" and UNITS["pa"] == "deg"
-    for name, unit, dtype, description in COLUMNS:
+    for _name, unit, dtype, description in COLUMNS:
         assert dtype in ("int", "float", "str") and description
         if unit:
             u.Unit(unit)  # every unit parses in astropy (VOTable writers rely on it)

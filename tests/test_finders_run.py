@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from caesar_faas.catalog.schema import NAMES
-from tests.synth import match, make_image
+from tests.synth import make_image, match
 
 APPS = ("aegean", "pybdsf", "sep")
 

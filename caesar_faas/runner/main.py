@@ -13,7 +13,7 @@ from .joblog import setup_logging
 from .outcome import EXIT_CANCELLED, Outcome, write_result
 from .status import StatusReporter
 
-FLUSH_TIMEOUT = 15.0  # seconds to wait for the last status events when NATS is slow or away
+FLUSH_TIMEOUT = 12.0  # seconds to wait for the last status events when NATS is slow or away
 
 
 def main() -> int:
@@ -57,7 +57,12 @@ def _run(started: float, log: logging.Logger) -> int:
         outcome.elapsed = time.monotonic() - started
     data = outcome.finished_data()
     write_result(ctx.workdir, data)
-    reporter.finished(data)
-    if not reporter.close(FLUSH_TIMEOUT):
-        log.warning("the final status event could not be published in %.0fs; result.json holds it", FLUSH_TIMEOUT)
+    try:
+        reporter.finished(data)
+        if not reporter.close(FLUSH_TIMEOUT):
+            log.warning("the final status event could not be published in %.0fs; result.json holds it",
+                        FLUSH_TIMEOUT)
+    except Cancelled:
+        # The job is over and result.json says how; a cancel now only stops the waiting.
+        log.warning("SIGTERM while publishing the final status; result.json holds the outcome")
     return outcome.exit_code

@@ -18,6 +18,9 @@ from ..events.bus import get_bus
 from ..events.subjects import JOBS_STATUS
 
 log = logging.getLogger("caesar_faas.runner.status")
+# The bus logs each failed reconnect (twice a second while NATS is away); in a job log one line
+# per outage, written below, says the same.
+logging.getLogger(get_bus.__module__).setLevel(logging.ERROR)
 
 _STOP = object()
 
@@ -81,6 +84,7 @@ class StatusReporter:
                     self._failing = False
             except Exception as exc:  # noqa: BLE001 - the job goes on without events
                 if not self._failing:
+                    # (not the URL: it may hold credentials)
                     log.warning("cannot publish status events to NATS (%s: %s); the job goes on and "
-                                "result.json will hold the outcome", type(exc).__name__, exc)
+                                "result.json will hold the outcome", type(exc).__name__, str(exc) or "no answer")
                 self._failing = True

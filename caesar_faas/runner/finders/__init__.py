@@ -9,6 +9,9 @@ Each adapter module exposes:
         May write small argument files into workdir.
     read_catalog(workdir: str, image_path: str, options: dict) -> list[dict]
         the finder's output as rows of caesar_faas.catalog.schema (normalised, ids from 1).
+    cleanup(workdir: str) -> None   (optional)
+        remove what a run may leave outside the work folder when it was killed; call it after
+        the finder processes have ended, whatever the outcome. Use cleanup_after() below.
 `options` are the validated options (caesar_faas.apps.validation.validate_options).
 Adapters are deterministic: the same image and options give the same catalogue.
 """
@@ -39,6 +42,16 @@ def load_adapter(local_entry: str) -> ModuleType:
         if not callable(getattr(module, attr, None)):
             raise ValueError(f"finder adapter {local_entry} lacks {attr}()")
     return module
+
+
+def cleanup_after(local_entry: str, workdir: str) -> None:
+    """Run the adapter's cleanup for a finished or killed job; never raises (best effort)."""
+    try:
+        module = load_adapter(local_entry)
+        if callable(getattr(module, "cleanup", None)):
+            module.cleanup(workdir)
+    except Exception:  # noqa: BLE001 - cleanup must not turn a result into a failure
+        pass
 
 
 def read_header(image_path: str) -> fits.Header:

@@ -2,9 +2,11 @@
 
 The beam and the BANE grid/box are always passed explicitly, computed from the header or the
 options, so the run never depends on what each tool would guess (BANE would assume 4 pixels per
-beam on an image without BMAJ, even when the user gave the beam). The CLIs are started through
-this interpreter (`python -P -c "...main()"`) so they need no PATH and run with the numpy that
-was tested; their console scripts have no `__main__` module to use with -m.
+beam on an image without BMAJ, even when the user gave the beam). Both tools are started through
+this interpreter, so they need no PATH and run with the numpy that was tested: aegean as
+`python -P -c "...main()"` (its console script has no `__main__` module for -m), BANE through
+bane_main.py, which fixes the name of BANE's /dev/shm segments so cleanup() can remove them when
+a cancelled job was killed before BANE could.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +22,13 @@ from astropy.io import fits
 from astropy.table import Table
 
 from ...catalog.schema import normalise_row, source_name
+from .argsfile import entry_argv
 from .fitsinfo import beam_for, beam_pixels, image_info
 
 BANE_BASE = "bane"  # BANE writes bane_bkg.fits and bane_rms.fits
 TABLE = "aegean.fits"  # aegean writes the components to aegean_comp.fits
 COMPONENTS = "aegean_comp.fits"
+SHM_DIR = Path("/dev/shm")
 
 
 def check_image(header: fits.Header, options: dict[str, Any]) -> None:
@@ -48,7 +53,7 @@ def argv(image_path: str, options: dict[str, Any], workdir: str) -> list[list[st
         grid = options.get("bane_grid") or max(2, int(math.ceil(width)))
         box = options.get("bane_box") or 6 * grid
         grid = min(grid, box)  # a box given alone may be smaller than the default grid
-        commands.append(_cli("AegeanTools.CLI.BANE") + [
+        commands.append(entry_argv("bane_main", shm_id(workdir)) + [
             "--cores", "1", "--grid", str(grid), str(grid), "--box", str(box), str(box),
             "--out", str(out / BANE_BASE), image])
 
@@ -103,6 +108,21 @@ def read_catalog(workdir: str, image_path: str, options: dict[str, Any]) -> list
             "flags": int(row["flags"]),
         }))
     return rows
+
+
+def shm_id(workdir: str) -> str:
+    """The id of this job's BANE shared-memory segments: fixed by the work folder."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "caesar-faas:bane:" + os.path.realpath(workdir)))
+
+
+def cleanup(workdir: str) -> None:
+    """Remove what a killed run can leave outside the work folder: BANE's /dev/shm segments.
+    Safe to call at any time after the finder processes have ended."""
+    for prefix in ("ibkg_", "irms_"):
+        try:
+            (SHM_DIR / f"{prefix}{shm_id(workdir)}").unlink()
+        except FileNotFoundError:
+            pass
 
 
 def _cli(module: str) -> list[str]:

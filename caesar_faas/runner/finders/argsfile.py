@@ -22,6 +22,6 @@ def write_args(workdir: str, name: str, payload: dict[str, Any]) -> str:
     return str(path)
 
 
-def entry_argv(script: str, args_path: str) -> list[str]:
-    """argv that runs finders/<script>.py with this interpreter."""
-    return [sys.executable, "-P", str(Path(__file__).resolve().parent / f"{script}.py"), args_path]
+def entry_argv(script: str, *args: str) -> list[str]:
+    """argv that runs the standalone entry finders/<script>.py with this interpreter."""
+    return [sys.executable, "-P", str(Path(__file__).resolve().parent / f"{script}.py"), *args]
