@@ -144,7 +144,8 @@ def test_aegean_argv(images, tmp_path):
     bane, aegean = _argv("aegean", images["full"], tmp_path, seedclip=6.0, maxsummits=4,
                          bane_grid=20, negative=True)
     assert bane[-1] == str(images["full"].resolve()) and aegean[-1] == bane[-1]
-    assert "AegeanTools.CLI.BANE" in bane[3] and "AegeanTools.CLI.aegean" in aegean[3]
+    assert Path(bane[2]).name == "bane_main.py" and bane[3] == load_adapter("aegean").shm_id(str(tmp_path))
+    assert "AegeanTools.CLI.aegean" in aegean[3]
     for cmd in (bane, aegean):
         assert cmd[cmd.index("--cores") + 1] == "1"
     assert bane[bane.index("--grid") + 1: bane.index("--grid") + 3] == ["20", "20"]

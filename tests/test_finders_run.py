@@ -7,10 +7,19 @@ the catalogue spurious. The default tests use a 512x512 field with 60 sources; t
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from caesar_faas.apps import get_app, validate_options
 from caesar_faas.catalog.schema import NAMES
+from caesar_faas.runner.finders import cleanup_after, load_adapter
+from tests.fixtures.finders import finder_env
+from tests.helpers import wait_for
 from tests.synth import make_image, match
 
 APPS = ("aegean", "pybdsf", "sep")
@@ -74,3 +83,24 @@ def test_full_size_field(app, tmp_path_factory, run_finder):
     image = tmp_path_factory.mktemp("big") / "field2048.fits"
     truth = make_image(str(image), size=2048, n_sources=300, seed=0)
     _check(run_finder(app, image), truth, 2048)
+
+
+def test_killed_bane_leaves_nothing_in_dev_shm_after_cleanup(tmp_path):
+    # BANE keeps its maps in /dev/shm; a job killed with SIGKILL cannot unlink them itself.
+    adapter = load_adapter("aegean")
+    image = tmp_path / "big.fits"
+    make_image(str(image), size=2048, n_sources=20)
+    options = validate_options(get_app("aegean"), {})
+    bane_cmd = adapter.argv(str(image), options, str(tmp_path))[0]
+    segments = [Path("/dev/shm") / f"{p}{adapter.shm_id(str(tmp_path))}" for p in ("ibkg_", "irms_")]
+    proc = subprocess.Popen(bane_cmd, cwd=tmp_path, env=finder_env(tmp_path), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: all(s.exists() for s in segments), timeout=60, message="BANE segments")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert all(s.exists() for s in segments)  # leaked by the kill
+    cleanup_after("aegean", str(tmp_path))
+    assert not any(s.exists() for s in segments)
+    cleanup_after("aegean", str(tmp_path))  # idempotent

@@ -28,6 +28,7 @@ from ..quotas import next_jobs_to_start
 from ..store.base import Record, Store
 from .records import COLLECTION
 from .states import (
+    ABORTED,
     ACTIVE,
     FAILURE,
     PENDING,
@@ -117,7 +118,8 @@ def _launch_failed(store: Store, settings: Settings, job: Record, message: str, 
 def _stop_if_ended_meanwhile(store: Store, backend: Backend, job_id: str) -> None:
     """A cancel or timeout that landed while backend.launch ran may have found nothing to stop."""
     job = store.get(COLLECTION, job_id)
-    if job and is_terminal(job["state"]) and job.get("active"):
+    # (an end the runner reported itself is released by release_finished, gently)
+    if job and job["state"] in (ABORTED, TIMED_OUT) and job.get("active"):
         stop_job(store, backend, job)
 
 
@@ -199,9 +201,11 @@ def _apply_running(store: Store, job_id: str, data: dict[str, Any]) -> bool:
     return False
 
 
-def _apply_finished(store: Store, settings: Settings, job_id: str, data: dict[str, Any]) -> Record | None:
+def _apply_finished(store: Store, settings: Settings, job_id: str, data: dict[str, Any], *,
+                    keep_slot: bool) -> Record | None:
     """finished: the single move to a terminal state; later copies find it terminal and stop.
-    `active` stays as it is: release_finished frees the slot once the runner is gone."""
+    With keep_slot (a backend with a capacity) `active` stays: release_finished frees the slot
+    once the runner is gone. Otherwise the backend cleans up by itself (Kubernetes TTL)."""
     job = store.get(COLLECTION, job_id)
     if job is None or job["state"] in TERMINAL:
         return None
@@ -222,6 +226,8 @@ def _apply_finished(store: Store, settings: Settings, job_id: str, data: dict[st
         SUCCESS: "Completed", FAILURE: "Failed", TIMED_OUT: "Exceeded its time limit"}[state]
     changes = _terminal_changes(state, now, settings, exit_status=exit_code, error_class=error_class,
                                 elapsed=float(elapsed), products=products, status=message)
+    if not keep_slot:
+        changes["active"] = False
     if state == SUCCESS:
         changes["progress"] = 100
     return store.update(COLLECTION, job_id, changes, expect={"state": {"in": list(ACTIVE)}})
@@ -252,9 +258,12 @@ def on_status(store: Store, backend: Backend, bus: Any, settings: Settings, data
         applied = _apply_running(store, job_id, data)
         return {"job_id": job_id, "action": "applied" if applied else "ignored"}
     if phase == "finished":
-        done = _apply_finished(store, settings, job_id, data)
+        done = _apply_finished(store, settings, job_id, data, keep_slot=backend.capacity() is not None)
         if done is None:
-            return {"job_id": job_id, "action": "ignored"}
+            # A redelivered copy after a crash inside release_finished still frees the slot.
+            done = store.get(COLLECTION, job_id)
+            if done is None or not is_terminal(done["state"]) or not done.get("active"):
+                return {"job_id": job_id, "action": "ignored"}
         if done.get("active"):
             release_finished(store, backend, done)
         launched = fill_slots(store, backend, settings)
