@@ -32,6 +32,34 @@ def finish_deletions(svc: Any, now: float, batch: int = 100) -> int:
     return len(stale)
 
 
+# Seconds between two runs, whoever triggers them (CAESAR_MONITOR_MIN_INTERVAL overrides).
+MIN_INTERVAL = 10.0
+LOCK_ID = "monitor-run"
+
+
+def min_interval() -> float:
+    import os
+
+    return float(os.environ.get("CAESAR_MONITOR_MIN_INTERVAL", "") or MIN_INTERVAL)
+
+
+def claim_run(store: Any, now: float, interval: float | None = None) -> bool:
+    """Compare-and-set on the last run time: of several triggers within `interval` seconds
+    (cron replicas, an anonymous ping) only one runs."""
+    interval = min_interval() if interval is None else interval
+    if store.update("stats", LOCK_ID, {"last_run": now}, expect={"last_run": {"lt": now - interval}}):
+        return True
+    if store.get("stats", LOCK_ID) is None:
+        from .store.base import DuplicateId
+
+        try:
+            store.insert("stats", {"id": LOCK_ID, "owner": "system", "created": now, "last_run": now})
+            return True
+        except DuplicateId:
+            return False
+    return False
+
+
 def run(svc: Any) -> dict[str, Any]:
     from . import accounting, uploads
     from .jobs.monitor import run_monitor

@@ -51,6 +51,7 @@ def argv(image_path: str, options: dict[str, Any], workdir: str) -> list[list[st
         "group_by_isl": bool(options["group_by_isl"]),
         "fix_to_beam": bool(options["fix_to_beam"]),
         "ini_gausfit": options["ini_gausfit"],
+        "flag_maxsize_fwhm": float(options["flag_maxsize_fwhm"]),
         "beam": [beam.bmaj, beam.bmin, beam.bpa],
         "frequency": frequency_for(header, options),
         "ncores": 1,  # one process: the job has one CPU, and no fork pool to leave behind
