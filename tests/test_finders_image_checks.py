@@ -193,3 +193,20 @@ def test_sep_beam_kernel_follows_the_position_angle(images, tmp_path):
     c = kernel.shape[0] // 2
     # PA 90 = East = -x on a north-up image: the kernel is wide along x, narrow along y.
     assert kernel[c, c + 3] > kernel[c + 3, c] and kernel[c, c] == 1.0
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_relative_paths_become_absolute(app, images, tmp_path, monkeypatch):
+    # The commands run with cwd=workdir: a relative path would point somewhere else there.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "work").mkdir()
+    image = Path("img.fits")
+    image.write_bytes(images["full"].read_bytes())
+    for cmd in load_adapter(app).argv(str(image), _opts(app), "work"):
+        for arg in cmd:
+            if arg.endswith((".fits", ".json", ".py")) or "/" in arg and not arg.startswith("import"):
+                assert Path(arg).is_absolute(), arg
+        for arg in cmd:
+            if arg.endswith(".json"):
+                args = json.loads(Path(arg).read_text())
+                assert Path(args["image"]).is_absolute()

@@ -104,3 +104,27 @@ def test_killed_bane_leaves_nothing_in_dev_shm_after_cleanup(tmp_path):
     cleanup_after("aegean", str(tmp_path))
     assert not any(s.exists() for s in segments)
     cleanup_after("aegean", str(tmp_path))  # idempotent
+
+
+def test_sep_sky_shapes_follow_an_elliptical_beam(tmp_path, run_finder):
+    # SEP measures in pixels; the adapter converts to a sky PA East of North and arcsec FWHM.
+    image = tmp_path / "ellipse.fits"
+    truth = make_image(str(image), size=512, n_sources=20, seed=5, beam_pix=(7.0, 3.5, 30.0))
+    catalog = run_finder("sep", image)
+    m = match(catalog, truth, radius_pix=2.0)
+    bright = [catalog[c] for t, c, _ in m.recovered if truth[t]["snr"] >= 30]
+    assert len(bright) >= 5
+    assert np.median([row["pa"] for row in bright]) == pytest.approx(30.0, abs=3.0)
+    # second moments of the thresholded pixels: somewhat below the true 14" x 7" FWHM
+    assert np.median([row["major"] for row in bright]) == pytest.approx(14.0, rel=0.15)
+    assert np.median([row["minor"] for row in bright]) == pytest.approx(7.0, rel=0.15)
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_blank_field_gives_an_empty_catalogue(app, tmp_path, run_finder):
+    # Pure noise: each finder's "nothing found" output (aegean writes no table, PyBDSF writes no
+    # catalogue, SEP an empty one) must read as an empty catalogue, not as an error.
+    image = tmp_path / "blank.fits"
+    assert make_image(str(image), size=128, n_sources=0, seed=2) == []
+    assert run_finder(app, image, {"seedclip": 8.0} if app == "aegean" else
+                      {"thresh_pix": 8.0} if app == "pybdsf" else {"thresh": 8.0}) == []

@@ -86,7 +86,7 @@ def test_interrupted_launch_is_retried_once(jobs_env: JobsEnv) -> None:
 def test_stale_pending_job_is_published_again_once_per_period(jobs_env: JobsEnv) -> None:
     # both slots busy: the stale job is re-published but stays queued
     busy = [running_job(jobs_env)["id"] for _ in range(2)]
-    jobs_env.tap.handler = None
+    jobs_env.tap.quiesce()
     waiting = jobs_env.submit("bob")["job_id"]
     later = time.time() + jobs_env.settings.redispatch_after + 1
     summary = monitor(jobs_env, now=later)
@@ -106,7 +106,7 @@ def test_stale_pending_job_is_published_again_once_per_period(jobs_env: JobsEnv)
 
 def test_aborted_job_whose_cancel_event_was_lost_is_stopped(jobs_env: JobsEnv) -> None:
     job = running_job(jobs_env)
-    jobs_env.tap.handler = None  # nobody acts on the cancel event
+    jobs_env.tap.quiesce()  # nobody acts on the cancel event
 
     class Unreachable:
         def publish(self, *args: Any, **kwargs: Any) -> None:

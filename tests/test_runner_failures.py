@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import signal
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ import pytest
 
 from caesar_faas.apps.registry import get_app
 from caesar_faas.apps.validation import validate_options
+from tests.fixtures.runner import ROOT
 from tests.helpers import free_port, wait_for
 from tests.synth import make_image
 
@@ -84,6 +87,18 @@ def test_input_that_is_not_fits_is_a_usage_failure(runner_job, images) -> None:
     data = finished(job)
     assert (data["state"], data["error_class"]) == ("FAILURE", "usage")
     assert "FITS" in data["message"]
+
+
+def test_broken_contract_is_a_system_failure(tmp_path: Path) -> None:
+    """A backend bug (CAESAR_JOB unusable): nothing to report to, but result.json says why."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAESAR_")}
+    env.update(CAESAR_JOB='{"id": "x"}', CAESAR_WORKDIR=str(tmp_path), PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-m", "caesar_faas.runner"], env=env, cwd=tmp_path,
+                          capture_output=True, timeout=60)
+    assert proc.returncode == 70
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert (result["state"], result["error_class"]) == ("FAILURE", "system")
+    assert "CAESAR_JOB" in (tmp_path / "job.log").read_text()
 
 
 def test_unknown_app_is_a_usage_failure(runner_job, images) -> None:

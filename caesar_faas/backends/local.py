@@ -10,6 +10,12 @@ Everything the backend knows about a job lives in the job's work folder <home>/j
   result.json    written by the runner before it exits (runner/contract.py)
   runner.out     the runner's stdout and stderr
 So a restarted service (a new LocalBackend) still polls and cancels runners started before.
+
+Why a flock rather than an O_EXCL marker file: a marker created before the start outlives a
+crash and would then block the job for ever (or need a guess about its age); a flock vanishes
+with its holder, and launch.intent + the adoption by working folder cover the one gap left.
+Runners live in their own session, so they survive a crash or kill -9 of the service that
+started them (the job then runs exactly once, and its events still arrive).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import re
 import shutil
@@ -36,6 +43,8 @@ from ..ids import is_id
 from ..runner.contract import RESULT_FILE, runner_env
 from ..store.base import Record
 from .base import Backend, LaunchError, PollResult
+
+log = logging.getLogger("caesar.backends.local")
 
 RUNNER_MODULE_ENV = "CAESAR_RUNNER_MODULE"  # tests point it at a small runner that follows the contract
 LOCK_FILE = "launch.lock"
@@ -298,3 +307,32 @@ class LocalBackend(Backend):
             else:
                 return
         raise RuntimeError(f"processes of job {job_id} survived SIGKILL")
+
+
+INTERRUPTED = "Interrupted: the local stack was stopped while the job ran; submit it again"
+
+
+def terminate_all(settings: Settings) -> int:
+    """Graceful stop of `make run`: stop every runner of this stack and record its job as a
+    system failure (a compare-and-set, so a job that just finished keeps its result). Jobs
+    still PENDING are untouched and resume when the stack starts again."""
+    from ..ids import epoch
+    from ..jobs.states import ACTIVE, FAILURE, SYSTEM
+    from ..store import open_store
+
+    store = open_store(settings.db_url)
+    backend = LocalBackend(settings)
+    stopped = 0
+    for job in store.find("jobs", {"active": True}):
+        try:
+            backend.cancel(job)
+        except Exception:  # noqa: BLE001 - keep stopping the others
+            log.exception("stopping the runner of job %s failed", job["id"])
+            continue
+        stopped += 1
+        now = epoch()
+        changes = {"state": FAILURE, "error_class": SYSTEM, "status": INTERRUPTED, "finished": now,
+                   "active": False, "expires": now + settings.result_lifetime}
+        if not store.update("jobs", job["id"], changes, expect={"state": {"in": sorted(ACTIVE)}}):
+            store.update("jobs", job["id"], {"active": False}, expect={"active": True})
+    return stopped

@@ -18,6 +18,9 @@ Status events (CloudEvents on caesar.jobs.status, event id "<job id>-<seq>"), da
  "elapsed" (s), "error_class" (null | usage | system | timeout), "products" (names)}.
 The runner also writes the finished data to <CAESAR_WORKDIR>/result.json before it exits, so a
 backend can learn the outcome even when the event was lost.
+Exit status (runner/outcome.py): the finder's code, 0 on success; 1 or 2 = usage; 124 = timeout;
+70 = the runner's own failure; other codes and signals = system. SIGTERM means cancel: the runner
+kills the finder and its children and exits 143 with neither a finished event nor result.json.
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,9 +33,10 @@ def run_command(argv: Sequence[str], *, cwd: Path, log_path: Path, deadline: flo
     if remaining <= 0:
         raise DeadlineExceeded("no time left to start the command")
     proc: subprocess.Popen | None = None
+    env, short_tmp = _command_env()
     try:
         with open(log_path, "ab") as log_file:  # append mode: O_APPEND keeps runner lines intact
-            proc = subprocess.Popen(list(argv), cwd=cwd, env=dict(os.environ), stdin=subprocess.DEVNULL,
+            proc = subprocess.Popen(list(argv), cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                                     stdout=log_file, stderr=subprocess.STDOUT, close_fds=True)
         log.info("command started (pid %d)", proc.pid)
         try:
@@ -45,6 +48,24 @@ def run_command(argv: Sequence[str], *, cwd: Path, log_path: Path, deadline: flo
         if proc is not None:
             kill_tree(proc)
         raise
+    finally:
+        if short_tmp:
+            shutil.rmtree(short_tmp, ignore_errors=True)
+
+
+# AF_UNIX socket paths are limited to 107 bytes, and multiprocessing (PyBDSF's Manager) puts
+# its sockets in TMPDIR: a deep work folder makes them fail. Such a TMPDIR is swapped for a
+# short private folder for the command's lifetime.
+MAX_TMPDIR = 48
+
+
+def _command_env() -> tuple[dict[str, str], str | None]:
+    env = dict(os.environ)
+    if len(env.get("TMPDIR", "")) <= MAX_TMPDIR:
+        return env, None
+    short = tempfile.mkdtemp(prefix="caesar-", dir="/tmp")
+    env["TMPDIR"] = short
+    return env, short
 
 
 def run_commands(commands: Sequence[Sequence[str]], *, cwd: Path, log_path: Path, deadline: float,

@@ -64,7 +64,11 @@ class JobRun:
         previous = signal.signal(signal.SIGALRM, _alarm)
         signal.setitimer(signal.ITIMER_REAL, max(self.deadline - time.monotonic(), 0.001))
         try:
-            outcome = self._steps()
+            try:
+                outcome = self._steps()
+            finally:  # the alarm is off before any handler below runs
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous)
         except DeadlineExceeded as exc:
             outcome = Outcome.timeout(f"the job exceeded its timeout of {ctx.timeout:g} s ({exc})")
         except (UsageError, NotAnImage) as exc:
@@ -76,9 +80,6 @@ class JobRun:
         except Exception as exc:  # noqa: BLE001 - any other failure is ours, not the user's
             log.exception("the job failed")
             outcome = Outcome.system(f"internal error: {type(exc).__name__}: {exc}")
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
         outcome.elapsed = time.monotonic() - self.started
         log.info("outcome: %s exit_code=%d error_class=%s elapsed=%.2fs: %s", outcome.state,
                  outcome.exit_code, outcome.error_class, outcome.elapsed, outcome.message)

@@ -41,7 +41,7 @@ def argv(image_path: str, options: dict[str, Any], workdir: str) -> list[list[st
     header = fits.getheader(image)
     info = image_info(header)
     beam = beam_for(header, options)
-    out = Path(workdir)
+    out = Path(workdir).resolve()  # the commands run with cwd=workdir: no relative paths
     force_rms, force_bkg = options.get("forcerms"), options.get("forcebkg")
     commands: list[list[str]] = []
 

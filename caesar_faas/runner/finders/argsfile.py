@@ -17,7 +17,7 @@ from typing import Any
 
 
 def write_args(workdir: str, name: str, payload: dict[str, Any]) -> str:
-    path = Path(workdir) / f"{name}_args.json"
+    path = Path(workdir).resolve() / f"{name}_args.json"  # absolute: the entry runs in workdir
     path.write_text(json.dumps(payload, indent=2, sort_keys=True))
     return str(path)
 
