@@ -113,7 +113,7 @@ def test_describe_shape(name):
 
 def test_describe_values():
     seed = describe(get_app("aegean"))["seedclip"]
-    assert seed["type"] == "float" and seed["default"] == 5.0 and seed["min"] == 1.0
+    assert seed["type"] == "float" and seed["default"] == 5.5 and seed["min"] == 1.0
     assert seed["enum"] is False and seed["allowed_values"] is None and seed["mandatory"] is False
     cat = describe(get_app("pybdsf"))["catalog_type"]
     assert cat["enum"] is True and cat["allowed_values"] == ["srl", "gaul"] and cat["default"] == "srl"

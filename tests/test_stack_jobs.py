@@ -126,7 +126,9 @@ def test_catalog_recovers_the_truth(stack, finished, field, app):
 def test_catalog_equals_a_direct_run(stack, finished, field, app, tmp_path):
     path, _ = field
     spec = get_app(app)
-    options = validate_options(spec, {})
+    served_doc = stack.client("astro").get(f"{stack.url}/function/output/{finished[app][0]}/catalog.json").json()
+    options = served_doc["provenance"]["options"]  # exactly what the job ran with
+    assert options == validate_options(spec, {})  # an empty job_inputs means the defaults
     adapter = importlib.import_module(f"caesar_faas.runner.finders.{spec.local_entry}")
     image = tmp_path / "field.fits"
     image.write_bytes(path.read_bytes())

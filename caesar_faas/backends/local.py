@@ -176,6 +176,7 @@ class LocalBackend(Backend):
             ref = self._current_ref(job, workdir)
             if ref is not None and self._alive(ref):
                 return PollResult("RUNNING", details={"pid": ref.get("pid")})
+            _release_finder_resources(job, workdir)
             result = _read_json(workdir / RESULT_FILE)
             if result is not None:
                 return self._from_result(result)
@@ -193,6 +194,7 @@ class LocalBackend(Backend):
             if ref is None or not ref.get("pgid"):
                 return
             self._stop_group(int(ref["pgid"]), ref.get("start_ticks"), job["id"])
+            _release_finder_resources(job, workdir)
 
     # -- helpers beyond the interface ------------------------------------------------------------
 
@@ -307,6 +309,15 @@ class LocalBackend(Backend):
             else:
                 return
         raise RuntimeError(f"processes of job {job_id} survived SIGKILL")
+
+
+def _release_finder_resources(job: Record, workdir: Path) -> None:
+    """A killed runner cannot clean up after its finder (BANE's /dev/shm segments)."""
+    from ..runner.finders import cleanup_after
+
+    spec = get_app(job.get("app", ""))
+    if spec is not None and spec.local_entry:
+        cleanup_after(spec.local_entry, str(workdir))
 
 
 INTERRUPTED = "Interrupted: the local stack was stopped while the job ran; submit it again"

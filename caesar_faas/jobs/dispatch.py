@@ -226,6 +226,9 @@ def _apply_finished(store: Store, settings: Settings, job_id: str, data: dict[st
         SUCCESS: "Completed", FAILURE: "Failed", TIMED_OUT: "Exceeded its time limit"}[state]
     changes = _terminal_changes(state, now, settings, exit_status=exit_code, error_class=error_class,
                                 elapsed=float(elapsed), products=products, status=message)
+    cpu = data.get("cpu_seconds")
+    if isinstance(cpu, int | float) and not isinstance(cpu, bool) and cpu >= 0:
+        changes["cpu_seconds"] = float(cpu)
     if not keep_slot:
         changes["active"] = False
     if state == SUCCESS:

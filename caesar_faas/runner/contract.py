@@ -15,7 +15,7 @@ inside the work folder.
 Status events (CloudEvents on caesar.jobs.status, event id "<job id>-<seq>"), data:
 {"job_id", "owner", "seq", "phase": "started" | "progress" | "finished", "progress" (0-100),
  "message", and for "finished": "state" (SUCCESS | FAILURE | TIMED-OUT), "exit_code",
- "elapsed" (s), "error_class" (null | usage | system | timeout), "products" (names)}.
+ "elapsed" (s), "cpu_seconds", "error_class" (null | usage | system | timeout), "products" (names)}.
 The runner also writes the finished data to <CAESAR_WORKDIR>/result.json before it exits, so a
 backend can learn the outcome even when the event was lost.
 Exit status (runner/outcome.py): the finder's code, 0 on success; 1 or 2 = usage; 124 = timeout;

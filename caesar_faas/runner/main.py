@@ -4,8 +4,11 @@ Exit status: the finder's code (0 on success); see outcome.py for the whole rule
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import time
+from pathlib import Path
 
 from .cancel import Cancelled, install_cancel_handler
 from .jobenv import ContractError, load_context, workdir_from_env
@@ -30,6 +33,23 @@ def main() -> int:
         # The dispatcher already marked the job ABORTED: no final event, no products.
         log.warning("job cancelled (%s): finder stopped, exiting with %d", exc, EXIT_CANCELLED)
         return EXIT_CANCELLED
+    finally:
+        if workdir is not None:
+            release_finder_resources(workdir)
+
+
+def release_finder_resources(workdir: Path) -> None:
+    """What a finder may leave outside the work folder (BANE's /dev/shm segments) goes with the
+    job, however it ended; the local backend repeats this after killing a runner."""
+    from ..apps.registry import get_app
+    from .finders import cleanup_after
+
+    try:
+        spec = get_app(json.loads(os.environ.get("CAESAR_JOB", "{}")).get("app", ""))
+    except (ValueError, AttributeError):
+        return
+    if spec is not None and spec.local_entry:
+        cleanup_after(spec.local_entry, str(workdir))
 
 
 def _run(started: float, log: logging.Logger) -> int:

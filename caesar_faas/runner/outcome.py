@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,14 @@ class Outcome:
         """The 'finished' fields of the status event contract (contract.py)."""
         data = asdict(self)
         data["elapsed"] = round(self.elapsed, 3)
+        data["cpu_seconds"] = cpu_seconds()
         return data
+
+
+def cpu_seconds() -> float:
+    """CPU time of the runner and the finder processes it waited for (accounting)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return round(own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime, 3)
 
 
 def write_result(workdir: Path, data: dict[str, Any]) -> Path:

@@ -23,10 +23,12 @@ def handle(req: http.Request):
         user = req.arg("user")
         if user and user != who.owner or req.flag("all"):
             _admin(who)
-        snapshot = accounting.load(svc.store) or accounting.compute(svc.store, _now())
         if req.flag("all"):
-            return http.respond(200, snapshot)
+            return http.respond(200, accounting.load(svc.store) or accounting.compute(svc.store, _now()))
         owner = user or who.owner
+        # One user's figures are computed live (cheap: that user's records only); the monitor's
+        # snapshot serves the all-users and per-app views.
+        snapshot = accounting.compute(svc.store, _now(), owner=owner)
         return http.respond(200, {**accounting.for_user(snapshot, owner),
                                   "limits": quotas.limits_for(svc.store, owner, svc.settings).as_dict(),
                                   "usage": quotas.usage(svc.store, owner).as_dict()})
