@@ -138,6 +138,30 @@ def endpoint(fn: Callable[[Request], Any]) -> Handler:
     return handle
 
 
+def authenticated(*methods: str, system: bool = False) -> Callable[[Callable[..., Any]], Handler]:
+    """An endpoint for signed-in callers: checks the bearer token (401), the system role when
+    `system` (403), the method (405), then calls fn(req, services, principal)."""
+
+    def wrap(fn: Callable[..., Any]) -> Handler:
+        @functools.wraps(fn)
+        def body(req: Request) -> Any:
+            from .runtime import services
+
+            svc = services()
+            who = caller(req, svc.settings)
+            if system:
+                from .internal_auth import require_system
+
+                require_system(who)
+            if methods and req.method not in methods:
+                raise method_not_allowed(req, ", ".join(methods))
+            return fn(req, svc, who)
+
+        return endpoint(body)
+
+    return wrap
+
+
 def method_not_allowed(req: Request, allowed: str) -> MethodNotAllowed:
     return MethodNotAllowed(f"{req.method} is not allowed here (allowed: {allowed})",
                             headers={"Allow": allowed})

@@ -2,10 +2,10 @@
 figures (admin); GET|PUT /limits/<user> per-user quota overrides (admin)."""
 
 try:  # OpenFaaS image: the shared package is copied next to this file (function.caesar_faas)
-    from .caesar_faas import accounting, http, quotas, runtime
+    from .caesar_faas import accounting, http, quotas
     from .caesar_faas.errors import Forbidden
 except ImportError:  # local gateway and tests: the package is importable from the repo root
-    from caesar_faas import accounting, http, quotas, runtime
+    from caesar_faas import accounting, http, quotas
     from caesar_faas.errors import Forbidden
 
 
@@ -14,10 +14,8 @@ def _admin(who) -> None:
         raise Forbidden("this figure is for administrators", code="admin_only")
 
 
-@http.endpoint
-def handle(req: http.Request):
-    svc = runtime.services()
-    who = http.caller(req, svc.settings)
+@http.authenticated()
+def handle(req: http.Request, svc, who):
     parts = req.parts
     if not parts and req.method == "GET":
         user = req.arg("user")

@@ -1,18 +1,15 @@
 """describe: GET / lists the apps; GET /<app> answers its options in caesar-rest's format."""
 
 try:  # OpenFaaS image: the shared package is copied next to this file (function.caesar_faas)
-    from .caesar_faas import http, runtime
+    from .caesar_faas import http
     from .caesar_faas.apps import registry
 except ImportError:  # local gateway and tests: the package is importable from the repo root
-    from caesar_faas import http, runtime
+    from caesar_faas import http
     from caesar_faas.apps import registry
 
 
-@http.endpoint
-def handle(req: http.Request):
-    http.caller(req, runtime.services().settings)
-    if req.method != "GET":
-        raise http.method_not_allowed(req, "GET")
+@http.authenticated("GET")
+def handle(req: http.Request, svc, who):
     if not req.parts:
         return http.respond(200, {"apps": [spec.name for spec in registry.list_apps()]})
     spec = registry.get_app(req.parts[0]) if len(req.parts) == 1 else None

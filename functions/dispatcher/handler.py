@@ -3,21 +3,17 @@ backend; caesar.jobs.status -> apply the runner's report; caesar.jobs.cancel -> 
 Every effect is a compare-and-set, so a repeated or late event changes nothing."""
 
 try:  # OpenFaaS image: the shared package is copied next to this file (function.caesar_faas)
-    from .caesar_faas import http, internal_auth, runtime
+    from .caesar_faas import http
     from .caesar_faas.events import cloudevents, subjects
     from .caesar_faas.jobs import dispatch
 except ImportError:  # local gateway and tests: the package is importable from the repo root
-    from caesar_faas import http, internal_auth, runtime
+    from caesar_faas import http
     from caesar_faas.events import cloudevents, subjects
     from caesar_faas.jobs import dispatch
 
 
-@http.endpoint
-def handle(req: http.Request):
-    svc = runtime.services()
-    internal_auth.require_system(http.caller(req, svc.settings))
-    if req.method != "POST":
-        raise http.method_not_allowed(req, "POST")
+@http.authenticated("POST", system=True)
+def handle(req: http.Request, svc, who):
     try:
         event = cloudevents.from_http(dict(req.headers), req.body)
     except ValueError as exc:

@@ -3,15 +3,13 @@
 caesar-rest shapes: GET /ids answers {"file_ids": [...]}; GET|POST /<id>/delete deletes."""
 
 try:  # OpenFaaS image: the shared package is copied next to this file (function.caesar_faas)
-    from .caesar_faas import downloads, files, http, runtime
+    from .caesar_faas import downloads, files, http
 except ImportError:  # local gateway and tests: the package is importable from the repo root
-    from caesar_faas import downloads, files, http, runtime
+    from caesar_faas import downloads, files, http
 
 
-@http.endpoint
-def handle(req: http.Request):
-    svc = runtime.services()
-    who = http.caller(req, svc.settings)
+@http.authenticated()
+def handle(req: http.Request, svc, who):
     parts = req.parts
     if not parts:
         if req.method != "GET":

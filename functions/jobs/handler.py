@@ -2,19 +2,15 @@
 admins may add all=1)."""
 
 try:  # OpenFaaS image: the shared package is copied next to this file (function.caesar_faas)
-    from .caesar_faas import http, runtime
+    from .caesar_faas import http
     from .caesar_faas.jobs import control
 except ImportError:  # local gateway and tests: the package is importable from the repo root
-    from caesar_faas import http, runtime
+    from caesar_faas import http
     from caesar_faas.jobs import control
 
 
-@http.endpoint
-def handle(req: http.Request):
-    svc = runtime.services()
-    who = http.caller(req, svc.settings)
-    if req.method != "GET":
-        raise http.method_not_allowed(req, "GET")
+@http.authenticated("GET")
+def handle(req: http.Request, svc, who):
     if req.parts:
         raise http.not_found("route")
     return http.respond(200, control.list_jobs(

@@ -2,17 +2,13 @@
 (?redirect=1: a redirect to a signed URL). A job not finished answers 202 with its state."""
 
 try:  # OpenFaaS image: the shared package is copied next to this file (function.caesar_faas)
-    from .caesar_faas import downloads, http, outputs, runtime
+    from .caesar_faas import downloads, http, outputs
 except ImportError:  # local gateway and tests: the package is importable from the repo root
-    from caesar_faas import downloads, http, outputs, runtime
+    from caesar_faas import downloads, http, outputs
 
 
-@http.endpoint
-def handle(req: http.Request):
-    svc = runtime.services()
-    who = http.caller(req, svc.settings)
-    if req.method != "GET":
-        raise http.method_not_allowed(req, "GET")
+@http.authenticated("GET")
+def handle(req: http.Request, svc, who):
     if not 1 <= len(req.parts) <= 2:
         raise http.not_found("route")
     job = outputs.finished_job(svc.store, who.owner, who.is_admin, req.parts[0])

@@ -2,19 +2,15 @@
 error class). ?wait=N (s, at most 60) holds the answer until the state changes (long poll)."""
 
 try:  # OpenFaaS image: the shared package is copied next to this file (function.caesar_faas)
-    from .caesar_faas import http, longpoll, runtime
+    from .caesar_faas import http, longpoll
     from .caesar_faas.jobs import records
 except ImportError:  # local gateway and tests: the package is importable from the repo root
-    from caesar_faas import http, longpoll, runtime
+    from caesar_faas import http, longpoll
     from caesar_faas.jobs import records
 
 
-@http.endpoint
-def handle(req: http.Request):
-    svc = runtime.services()
-    who = http.caller(req, svc.settings)
-    if req.method != "GET":
-        raise http.method_not_allowed(req, "GET")
+@http.authenticated("GET")
+def handle(req: http.Request, svc, who):
     if len(req.parts) != 1:
         raise http.not_found("route")
     job = longpoll.wait_for_change(svc.store, who.owner, who.is_admin, req.parts[0],

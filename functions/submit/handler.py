@@ -2,17 +2,15 @@
 validated strictly, stored PENDING, then announced on caesar.jobs.submitted (an outbox)."""
 
 try:  # OpenFaaS image: the shared package is copied next to this file (function.caesar_faas)
-    from .caesar_faas import http, runtime
+    from .caesar_faas import http
     from .caesar_faas.jobs import submit
 except ImportError:  # local gateway and tests: the package is importable from the repo root
-    from caesar_faas import http, runtime
+    from caesar_faas import http
     from caesar_faas.jobs import submit
 
 
-@http.endpoint
-def handle(req: http.Request):
-    svc = runtime.services()
-    who = http.caller(req, svc.settings)
-    if req.method != "POST" or req.parts:
-        raise http.method_not_allowed(req, "POST") if not req.parts else http.not_found("route")
+@http.authenticated("POST")
+def handle(req: http.Request, svc, who):
+    if req.parts:
+        raise http.not_found("route")
     return http.respond(202, submit.submit(svc.store, svc.bus, svc.settings, who.owner, req.json()))

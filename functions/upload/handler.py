@@ -3,19 +3,15 @@ POST / with a JSON body {filename, size, sha256?, tag?} starts a large presigned
 POST /<id>/complete finishes one."""
 
 try:  # OpenFaaS image: the shared package is copied next to this file (function.caesar_faas)
-    from .caesar_faas import files, http, runtime, uploads
+    from .caesar_faas import files, http, uploads
     from .caesar_faas.multipart import parse_upload
 except ImportError:  # local gateway and tests: the package is importable from the repo root
-    from caesar_faas import files, http, runtime, uploads
+    from caesar_faas import files, http, uploads
     from caesar_faas.multipart import parse_upload
 
 
-@http.endpoint
-def handle(req: http.Request):
-    svc = runtime.services()
-    who = http.caller(req, svc.settings)
-    if req.method != "POST":
-        raise http.method_not_allowed(req, "POST")
+@http.authenticated("POST")
+def handle(req: http.Request, svc, who):
     if len(req.parts) == 2 and req.parts[1] == "complete":
         return http.respond(200, uploads.complete(svc, who, req.parts[0], req.json()))
     if req.parts:
