@@ -59,3 +59,22 @@ def test_healthz_is_503_when_nats_is_unreachable(monkeypatch, tmp_path):
     resp = create_app().test_client().get("/healthz")
     assert resp.status_code == 503
     assert resp.json["checks"]["nats"].startswith("unreachable") and resp.json["checks"]["store"] == "ok"
+
+
+def test_sigterm_also_stops_running_jobs_and_records_them(own_stack, tmp_path):
+    from tests.synth import make_image
+    from tests.test_stack_job_control import job_processes, record
+
+    make_image(str(tmp_path / "big.fits"), size=2048, n_sources=30, seed=8)
+    own_stack.extra_env["CAESAR_MAX_INLINE_UPLOAD"] = str(256 * 1024 * 1024)
+    own_stack.start()
+    client = own_stack.client("ned")
+    with open(tmp_path / "big.fits", "rb") as fh:
+        file_id = client.post(own_stack.url + "/function/upload", files={"file": ("big.fits", fh)}).json()["uuid"]
+    job_id = client.post(own_stack.url + "/function/submit",
+                         json={"app": "aegean", "job_inputs": {}, "data_inputs": file_id}).json()["job_id"]
+    wait_for(lambda: job_processes(job_id), timeout=60, message="the runner to start")
+    own_stack.stop()
+    wait_for(lambda: not job_processes(job_id), timeout=10, message="the runner to be stopped with the stack")
+    job = record(own_stack, job_id)
+    assert job["state"] == "FAILURE" and job["error_class"] == "system" and "stopped" in job["status"]

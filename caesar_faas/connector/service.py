@@ -80,7 +80,9 @@ class Connector:
         log.info("binding %s <- %s (durable %s)", binding.function, binding.subject, durable_name(binding))
         while not self.stopping.is_set():
             try:
-                msgs = await sub.fetch(batch=10, timeout=1)
+                # One at a time: a larger batch makes nats-py wait for the batch to fill (up to
+                # the timeout) when traffic is sparse, delaying every event by that much.
+                msgs = await sub.fetch(batch=1, timeout=2)
             except (nats.errors.TimeoutError, TimeoutError):
                 continue
             except Exception as exc:  # noqa: BLE001 - reconnects are handled by nats-py; keep going
