@@ -224,10 +224,12 @@ def test_jobs_namespace_enforces_the_restricted_profile():
     assert KubernetesOptions().runner_secret == "caesar-runner"
 
 
-def test_runner_secret_template_holds_what_the_job_references():
+def test_runner_secret_template_holds_only_what_the_job_references():
+    """Job pods get the NATS URL from the Secret and nothing else: no storage URL, no S3 keys
+    (they move their data through presigned URLs in CAESAR_JOB)."""
     secret = find("Secret", KubernetesOptions().runner_secret, "caesar-jobs")
-    assert set(SECRET_ENV) <= set(secret["stringData"])
-    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= set(secret["stringData"])
+    assert set(secret["stringData"]) == set(SECRET_ENV) == {"CAESAR_NATS_URL"}
+    assert not {"CAESAR_STORAGE_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & set(secret["stringData"])
 
 
 def test_minio_publishes_uploads_to_the_storage_subject():

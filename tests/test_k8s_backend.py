@@ -4,17 +4,28 @@ against the fake API server of tests/fixtures/k8s.py (every state mapping and er
 from __future__ import annotations
 
 import dataclasses
+import json
 
+import boto3
 import pytest
+import requests
 
 from caesar_faas.backends import open_backend
 from caesar_faas.backends.base import LaunchError
 from caesar_faas.backends.k8s_options import KubernetesOptions
 from caesar_faas.backends.kubernetes import KubernetesBackend
+from caesar_faas.runner.contract import PRODUCT_NAMES, output_prefix
+from caesar_faas.storage import clear_cache
 from tests.fixtures.k8s import FakeKubernetes, sample_job, sample_spec
 from tests.helpers import free_port
 
 JOBS = r"/apis/batch/v1/namespaces/caesar-jobs/jobs"
+
+
+def job_env(manifest: dict) -> dict:
+    """CAESAR_JOB of a Job manifest, as the runner reads it (Kubernetes turns `$$` into `$`)."""
+    env = {e["name"]: e for e in manifest["spec"]["template"]["spec"]["containers"][0]["env"]}
+    return json.loads(env["CAESAR_JOB"]["value"].replace("$$", "$"))
 
 
 def launched(backend: KubernetesBackend, **overrides) -> tuple[dict, str]:
@@ -35,8 +46,70 @@ def test_launch_creates_the_job(k8s_backend, fake_k8s):
     assert stored is not None and ref["uid"] == stored["metadata"]["uid"]
     posted = fake_k8s.requests_to("POST", JOBS + "$")
     assert len(posted) == 1
-    assert posted[0].body == k8s_backend.manifest(job)
+    # The manifest, with the transfer URLs presigned at launch (a later call signs fresh ones).
+    transfer = job_env(posted[0].body)["transfer"]
+    assert set(transfer["product_urls"]) == set(PRODUCT_NAMES)
+    assert posted[0].body == k8s_backend.manifest(job, transfer)
     assert posted[0].headers.get("Authorization") == "Bearer fake-token"
+
+
+def test_launch_on_s3_gives_the_job_working_urls_and_no_credentials(fake_k8s, k8s_settings, moto_endpoint,
+                                                                    aws_env, monkeypatch):
+    """With the cluster's kind of storage (S3, here the moto server): the Job carries presigned
+    URLs that read the job's input and write its products under the job's prefix, and neither
+    the storage URL nor the service's S3 keys."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDSERVICEONLY")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "service-secret-key-not-for-jobs")
+    bucket = "k8s-transfer"
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="files/alice/in", Body=b"SIMPLE  = T")
+    settings = dataclasses.replace(k8s_settings, storage_url=f"s3://{bucket}?endpoint_url={moto_endpoint}")
+    clear_cache()
+    backend = KubernetesBackend(settings, api_client=fake_k8s.api_client(), options=KubernetesOptions(),
+                                get_app=lambda name: sample_spec())
+    job = sample_job(input={"file_id": "f1", "key": "files/alice/in", "filename": "in.fits"})
+    ref = backend.launch(job)
+
+    manifest = fake_k8s.job(ref["name"])
+    text = json.dumps(manifest)
+    assert "service-secret-key-not-for-jobs" not in text and settings.storage_url not in text
+    container = manifest["spec"]["template"]["spec"]["containers"][0]
+    assert "envFrom" not in container
+    assert {e["name"] for e in container["env"]} & {"CAESAR_STORAGE_URL", "AWS_ACCESS_KEY_ID",
+                                                     "AWS_SECRET_ACCESS_KEY"} == set()
+    transfer = job_env(manifest)["transfer"]
+    assert transfer["input_url"].startswith(f"{moto_endpoint}/{bucket}/files/alice/in?")
+    got = requests.get(transfer["input_url"], timeout=10)
+    assert got.status_code == 200 and got.content == b"SIMPLE  = T"
+    prefix = output_prefix(job["owner"], job["id"])
+    for name in ("catalog.csv", "manifest.json"):
+        put = requests.put(transfer["product_urls"][name], data=name.encode(), timeout=10)
+        assert put.status_code == 200, put.text
+    stored = {o["Key"]: s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
+              for o in s3.list_objects_v2(Bucket=bucket, Prefix="jobs/")["Contents"]}
+    assert stored == {prefix + "catalog.csv": b"catalog.csv", prefix + "manifest.json": b"manifest.json"}
+    clear_cache()
+
+
+def test_cancel_and_poll_never_open_the_storage(fake_k8s, k8s_settings):
+    settings = dataclasses.replace(k8s_settings, storage_url="s3://nowhere?endpoint_url=http://127.0.0.1:1")
+    backend = KubernetesBackend(settings, api_client=fake_k8s.api_client(), options=KubernetesOptions(),
+                                get_app=lambda name: sample_spec())
+    job = sample_job()
+    assert backend.poll(job).state == "GONE"
+    backend.cancel(job)
+    assert backend._storage is None
+
+
+def test_launch_without_presigning_storage_is_a_system_error_and_sends_nothing(fake_k8s, k8s_settings):
+    settings = dataclasses.replace(k8s_settings, storage_url="ftp://not-a-storage")
+    backend = KubernetesBackend(settings, api_client=fake_k8s.api_client(), options=KubernetesOptions(),
+                                get_app=lambda name: sample_spec())
+    with pytest.raises(LaunchError) as info:
+        backend.launch(sample_job())
+    assert info.value.error_class == "system"
+    assert fake_k8s.requests == []
 
 
 def test_launch_is_idempotent_on_409(k8s_backend, fake_k8s):

@@ -7,6 +7,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import time
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import kubernetes_validate
 import pytest
@@ -15,6 +17,7 @@ from kubernetes.utils import parse_quantity
 from caesar_faas.apps.spec import AppSpec
 from caesar_faas.backends.base import LaunchError
 from caesar_faas.backends.k8s_manifest import (
+    FORBIDDEN_ENV,
     build_job,
     escape_expansion,
     job_labels,
@@ -23,7 +26,10 @@ from caesar_faas.backends.k8s_manifest import (
 )
 from caesar_faas.backends.k8s_options import KubernetesOptions
 from caesar_faas.backends.kubernetes import KubernetesBackend
-from caesar_faas.runner.contract import job_document
+from caesar_faas.config import Settings
+from caesar_faas.jobs.transfer import presigned_transfer, transfer_expiry
+from caesar_faas.runner.contract import PRODUCT_NAMES, job_document, output_prefix
+from caesar_faas.storage import open_storage
 from tests.fixtures.k8s import K8S_VERSIONS, restricted_violations, sample_job, sample_spec
 
 VERSIONS = list(K8S_VERSIONS)
@@ -69,9 +75,19 @@ def env_of(manifest: dict) -> dict[str, dict]:
     return {e["name"]: e for e in container(manifest)["env"]}
 
 
+def transfer_of(job: dict, settings: Settings) -> dict:
+    """The transfer URLs the backend presigns for job, with the settings' (file://) storage."""
+    storage = open_storage(settings.storage_url, settings)
+    return presigned_transfer(storage, job, expires=transfer_expiry(job["timeout"]))
+
+
+def build(job: dict, spec: AppSpec, settings: Settings, options: KubernetesOptions, namespace: str) -> dict:
+    return build_job(job, spec, settings, options, namespace, transfer=transfer_of(job, settings))
+
+
 @pytest.fixture
 def manifest(k8s_settings):
-    return build_job(sample_job(), sample_spec(), k8s_settings, KubernetesOptions(), NS)
+    return build(sample_job(), sample_spec(), k8s_settings, KubernetesOptions(), NS)
 
 
 # --- names and labels -------------------------------------------------------------------------------
@@ -112,7 +128,7 @@ def test_label_values_of_distinct_owners_stay_distinct():
 
 def test_labels_and_raw_owner_annotation(manifest, k8s_settings):
     job = sample_job(owner="Alice Smith <alice@example.org>")
-    m = build_job(job, sample_spec(), k8s_settings, KubernetesOptions(), NS)
+    m = build(job, sample_spec(), k8s_settings, KubernetesOptions(), NS)
     labels = m["metadata"]["labels"]
     assert labels["caesar.io/job-id"] == job["id"]
     assert labels["caesar.io/app"] == "sep"
@@ -131,7 +147,7 @@ def test_labels_and_raw_owner_annotation(manifest, k8s_settings):
 def test_job_spec_rules(k8s_settings):
     job = sample_job(timeout=1234.2)
     options = KubernetesOptions(backoff_limit=1, ttl_after_finished=777)
-    m = build_job(job, sample_spec(), k8s_settings, options, NS)
+    m = build(job, sample_spec(), k8s_settings, options, NS)
     spec = m["spec"]
     assert m["metadata"]["name"] == f"caesar-{job['id']}" and m["metadata"]["namespace"] == NS
     assert spec["backoffLimit"] == 1
@@ -149,14 +165,14 @@ def test_image_command_and_resources_come_from_the_app_spec(k8s_settings):
     spec = sample_spec(image="registry.example.org/caesar-runner:2.0", command=["/opt/runner/bin/python", "-m",
                                                                               "caesar_faas.runner"],
                        resources={"requests": {"cpu": 2, "memory": "4Gi"}, "limits": {"memory": "8Gi"}})
-    c = container(build_job(sample_job(), spec, k8s_settings, KubernetesOptions(), NS))
+    c = container(build(sample_job(), spec, k8s_settings, KubernetesOptions(), NS))
     assert c["image"] == "registry.example.org/caesar-runner:2.0"
     assert c["command"] == ["/opt/runner/bin/python", "-m", "caesar_faas.runner"]
     assert c["resources"] == {"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"memory": "8Gi"}}
 
 
 def test_default_command_is_the_runner(k8s_settings):
-    c = container(build_job(sample_job(), sample_spec(command=[]), k8s_settings, KubernetesOptions(), NS))
+    c = container(build(sample_job(), sample_spec(command=[]), k8s_settings, KubernetesOptions(), NS))
     assert c["command"] == ["python", "-m", "caesar_faas.runner"]
 
 
@@ -174,7 +190,7 @@ def test_restricted_security_profile(manifest):
 
 def test_writable_places_are_emptydirs_sized_by_the_spec(k8s_settings):
     spec = sample_spec(shm_size="2Gi", work_size="40Gi")
-    m = build_job(sample_job(), spec, k8s_settings, KubernetesOptions(), NS)
+    m = build(sample_job(), spec, k8s_settings, KubernetesOptions(), NS)
     volumes = {v["name"]: v for v in m["spec"]["template"]["spec"]["volumes"]}
     mounts = {v["mountPath"]: v["name"] for v in container(m)["volumeMounts"]}
     assert mounts == {"/work": "work", "/tmp": "tmp", "/dev/shm": "dshm"}
@@ -183,27 +199,64 @@ def test_writable_places_are_emptydirs_sized_by_the_spec(k8s_settings):
     assert "sizeLimit" in volumes["tmp"]["emptyDir"]
 
 
-def test_secrets_only_by_reference(k8s_settings):
-    m = build_job(sample_job(), sample_spec(), k8s_settings, KubernetesOptions(runner_secret="my-runner"), NS)
+def test_no_storage_url_and_no_credentials_reach_the_job(k8s_settings, monkeypatch):
+    """The Job gets the NATS URL by reference and nothing else from a Secret: no storage URL, no
+    envFrom (which would hand it every key of the Secret), no AWS variable, inline or not."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDNOTFORJOBS")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret-not-for-jobs")
+    m = build(sample_job(), sample_spec(), k8s_settings, KubernetesOptions(runner_secret="my-runner"), NS)
     env = env_of(m)
-    for name in ("CAESAR_STORAGE_URL", "CAESAR_NATS_URL"):
-        assert env[name] == {"name": name, "valueFrom": {"secretKeyRef": {"name": "my-runner", "key": name}}}
-    assert container(m)["envFrom"] == [{"secretRef": {"name": "my-runner"}}]
+    assert env["CAESAR_NATS_URL"] == {"name": "CAESAR_NATS_URL",
+                                      "valueFrom": {"secretKeyRef": {"name": "my-runner", "key": "CAESAR_NATS_URL"}}}
+    assert [e["name"] for e in container(m)["env"] if "valueFrom" in e] == ["CAESAR_NATS_URL"]
+    assert "envFrom" not in container(m)
+    assert not set(env) & set(FORBIDDEN_ENV)
+    assert not [name for name in env if name.startswith("AWS_")]
     text = json.dumps(m)
-    assert k8s_settings.storage_url not in text
-    assert k8s_settings.nats_url not in text
-    assert "minio" not in text and "nats://" not in text
+    assert k8s_settings.storage_url not in text and str(k8s_settings.objects_dir) not in text
+    assert k8s_settings.nats_url not in text and "nats://" not in text
+    assert "AKIDNOTFORJOBS" not in text and "secret-not-for-jobs" not in text
 
 
-def test_runner_contract_env_is_inline(k8s_settings):
+def test_runner_contract_env_is_inline_with_the_transfer_urls(k8s_settings):
     job = sample_job()
-    env = env_of(build_job(job, sample_spec(), k8s_settings, KubernetesOptions(), NS))
-    assert json.loads(expand(env["CAESAR_JOB"]["value"], {})) == job_document(job)
+    transfer = transfer_of(job, k8s_settings)
+    m = build_job(job, sample_spec(), k8s_settings, KubernetesOptions(), NS, transfer=transfer)
+    env = env_of(m)
+    doc = json.loads(expand(env["CAESAR_JOB"]["value"], {}))
+    assert doc == job_document(job, transfer)
+    assert doc["transfer"]["input_url"] == transfer["input_url"]
+    assert set(doc["transfer"]["product_urls"]) == set(PRODUCT_NAMES)
     assert env["CAESAR_WORKDIR"]["value"] == "/work"
     assert env["HOME"]["value"] == "/work"
     assert env["TMPDIR"]["value"] == "/work/tmp"
     assert env["OPENBLAS_NUM_THREADS"]["value"] == "1"
-    assert container(build_job(job, sample_spec(), k8s_settings, KubernetesOptions(), NS))["workingDir"] == "/work"
+    assert container(m)["workingDir"] == "/work"
+
+
+def test_transfer_urls_are_scoped_to_the_job(k8s_settings):
+    """One GET of the input key, one PUT per product under the job's prefix: no other key, no
+    other method, valid for the job's timeout plus the queueing margin."""
+    job = sample_job(timeout=7200)
+    before = time.time()
+    transfer = transfer_of(job, k8s_settings)
+    prefix = output_prefix(job["owner"], job["id"])
+
+    def parts(url: str) -> tuple[str, dict[str, str]]:
+        split = urlsplit(url)
+        assert url.startswith("http://caesar.example.org/storage/o/")
+        return unquote(split.path.removeprefix("/storage/o/")), dict(parse_qsl(split.query))
+
+    key, query = parts(transfer["input_url"])
+    assert key == job["input"]["key"] and "max_size" not in query and "size" not in query
+    assert int(before) + 7200 + 86400 <= int(query["expires"]) <= time.time() + 7200 + 86400
+    assert sorted(transfer["product_urls"]) == sorted(PRODUCT_NAMES)
+    for name, url in transfer["product_urls"].items():
+        key, query = parts(url)
+        assert key == prefix + name
+        assert "max_size" in query and "size" not in query  # a PUT grant of any size up to the cap
+    assert transfer_expiry(10 * 24 * 3600) == 7 * 24 * 3600  # never beyond SigV4's 7 days
+    assert transfer_expiry(0.5) == 1 + 86400
 
 
 @pytest.mark.parametrize("text", ["$(CAESAR_STORAGE_URL)", "$$(CAESAR_NATS_URL)", "$", "a$", "$$", "$(", "$(X",
@@ -211,34 +264,66 @@ def test_runner_contract_env_is_inline(k8s_settings):
 def test_option_strings_survive_kubernetes_expansion(k8s_settings, text):
     """A user's option text must reach the runner unchanged, never expanded into a secret."""
     job = sample_job(options={"label": text})
-    m = build_job(job, sample_spec(), k8s_settings, KubernetesOptions(), NS)
+    m = build(job, sample_spec(), k8s_settings, KubernetesOptions(), NS)
     secret_values = {"CAESAR_STORAGE_URL": "s3://SECRET", "CAESAR_NATS_URL": "nats://SECRET", "HOME": "/work"}
     raw = env_of(m)["CAESAR_JOB"]["value"]
     doc = json.loads(expand(raw, secret_values))
     assert doc["options"]["label"] == text
     assert escape_expansion("a$(B)") == "a$$(B)"
+    # The transfer URLs are inside the same document and get the same protection.
+    transfer = {"input_url": f"https://s3.example.org/b/in?x={text}", "product_urls": {"job.log": text}}
+    m = build_job(job, sample_spec(), k8s_settings, KubernetesOptions(), NS, transfer=transfer)
+    assert json.loads(expand(env_of(m)["CAESAR_JOB"]["value"], secret_values))["transfer"] == transfer
 
 
 def test_optional_service_account_and_pull_secret(k8s_settings):
     options = KubernetesOptions(service_account="caesar-runner", image_pull_secret="regcred",
                                 image_pull_policy="Always")
-    m = build_job(sample_job(), sample_spec(), k8s_settings, options, NS)
+    m = build(sample_job(), sample_spec(), k8s_settings, options, NS)
     pod = m["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "caesar-runner"
     assert pod["imagePullSecrets"] == [{"name": "regcred"}]
     assert container(m)["imagePullPolicy"] == "Always"
-    default = build_job(sample_job(), sample_spec(), k8s_settings, KubernetesOptions(), NS)["spec"]["template"]["spec"]
+    default = build(sample_job(), sample_spec(), k8s_settings, KubernetesOptions(), NS)["spec"]["template"]["spec"]
     assert "serviceAccountName" not in default and "imagePullSecrets" not in default
 
 
 def test_app_without_image_cannot_run(k8s_settings):
     with pytest.raises(ValueError, match="no container image"):
-        build_job(sample_job(), sample_spec(image=""), k8s_settings, KubernetesOptions(), NS)
+        build(sample_job(), sample_spec(image=""), k8s_settings, KubernetesOptions(), NS)
     backend = KubernetesBackend(k8s_settings, options=KubernetesOptions(),
                                 get_app=lambda name: sample_spec(image=""))
     with pytest.raises(LaunchError) as info:
         backend.manifest(sample_job())
     assert info.value.error_class == "usage"
+    assert backend._storage is None  # refused before any storage was needed
+
+
+def test_backend_manifest_presigns_with_the_service_storage(k8s_settings):
+    backend = KubernetesBackend(k8s_settings, options=KubernetesOptions(), get_app=lambda name: sample_spec())
+    assert backend._storage is None  # building the backend opens nothing
+    job = sample_job()
+    doc = json.loads(expand(env_of(backend.manifest(job))["CAESAR_JOB"]["value"], {}))
+    storage = backend.storage
+    assert storage.url == k8s_settings.storage_url
+    assert storage.signer.verify("GET", job["input"]["key"],
+                                 dict(parse_qsl(urlsplit(doc["transfer"]["input_url"]).query)))
+    given = transfer_of(job, k8s_settings)
+    assert json.loads(expand(env_of(backend.manifest(job, given))["CAESAR_JOB"]["value"], {}))["transfer"] == given
+
+
+def test_a_storage_that_cannot_presign_is_a_system_error(k8s_settings, monkeypatch):
+    """s3:// without any credentials cannot sign: the launch is retried later, not failed."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    settings = dataclasses.replace(k8s_settings, storage_url="s3://caesar?endpoint_url=http://127.0.0.1:1")
+    backend = KubernetesBackend(settings, options=KubernetesOptions(), get_app=lambda name: sample_spec())
+    with pytest.raises(LaunchError) as info:
+        backend.manifest(sample_job())
+    assert info.value.error_class == "system" and "presign" in str(info.value)
 
 
 def test_unknown_app_is_a_usage_error(k8s_settings):
@@ -309,13 +394,23 @@ def _variants() -> list[tuple[str, AppSpec, dict, KubernetesOptions]]:
 
 VARIANTS = _variants()
 
+# S3-style presigned URLs of realistic length (the odd job id above is no valid storage key, so
+# the variants do not presign their own).
+_SIG = ("?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAEXAMPLE%2F20250101%2Fus-east-1%2Fs3%2Faws4_request"
+        "&X-Amz-Date=20250101T000000Z&X-Amz-Expires=604800&X-Amz-SignedHeaders=host&X-Amz-Signature=" + "0" * 64)
+SAMPLE_TRANSFER = {
+    "input_url": "http://minio.caesar.svc.cluster.local:9000/caesar/files/alice/x" + _SIG,
+    "product_urls": {name: f"http://minio.caesar.svc.cluster.local:9000/caesar/jobs/alice/j/{name}{_SIG}"
+                     for name in PRODUCT_NAMES},
+}
+
 
 @pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize(("label", "spec", "job", "options"), VARIANTS, ids=[v[0] for v in VARIANTS])
 def test_every_variant_validates_strictly(k8s_settings, version, label, spec, job, options):
     if not spec.image:
         pytest.skip(f"{spec.name} has no image: the backend refuses it (tested above)")
-    m = build_job(job, spec, k8s_settings, options, NS)
+    m = build_job(job, spec, k8s_settings, options, NS, transfer=SAMPLE_TRANSFER)
     assert kubernetes_validate.validate(m, version, strict=True) == version
     pod = m["spec"]["template"]["spec"]
     assert restricted_violations(pod) == []
@@ -341,10 +436,10 @@ def test_strict_validation_catches_a_broken_manifest(manifest):
 
 def test_project_images_run_from_the_configured_registry(k8s_settings):
     spec = sample_spec(image="caesar-faas/runner:0.1.0")
-    m = build_job(sample_job(), spec, k8s_settings, KubernetesOptions(image_registry="registry.example.org/astro/"), NS)
+    m = build(sample_job(), spec, k8s_settings, KubernetesOptions(image_registry="registry.example.org/astro/"), NS)
     assert container(m)["image"] == "registry.example.org/astro/runner:0.1.0"
-    assert container(build_job(sample_job(), spec, k8s_settings, KubernetesOptions(), NS))["image"] == \
+    assert container(build(sample_job(), spec, k8s_settings, KubernetesOptions(), NS))["image"] == \
         "ghcr.io/caesar-faas/runner:0.1.0"
     upstream = sample_spec(image="docker.io/someone/finder:1.0")
-    m = build_job(sample_job(), upstream, k8s_settings, KubernetesOptions(image_registry="r.example.org"), NS)
+    m = build(sample_job(), upstream, k8s_settings, KubernetesOptions(image_registry="r.example.org"), NS)
     assert container(m)["image"] == "docker.io/someone/finder:1.0"

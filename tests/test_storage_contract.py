@@ -6,11 +6,14 @@ import hashlib
 import io
 import os
 import tracemalloc
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 
-from caesar_faas.storage import MIN_PART_SIZE, ObjectNotFound, Storage
+from caesar_faas.storage import MIN_PART_SIZE, ObjectNotFound, Storage, open_storage
+from caesar_faas.storage.base import MAX_UNSIZED_PUT
+from tests.fixtures.storage import storage_settings
 
 MIB = 1024 * 1024
 
@@ -164,6 +167,49 @@ def test_presigned_get_and_put_with_requests(storage_backend: Storage) -> None:
     assert answer.status_code == 206
     assert answer.content == data[10:20]
     assert answer.headers["Content-Range"] == f"bytes 10-19/{len(data)}"
+
+
+def test_presigned_put_without_size_takes_any_body(storage_backend: Storage, tmp_path: os.PathLike) -> None:
+    """A PUT URL made before the size is known (a job's products): one URL, bodies of any size,
+    streamed from a file with its Content-Length, content type kept; a replay replaces the object."""
+    url = storage_backend.presign_put("jobs/u1/j1/catalog.csv", expires=300)
+    data = payload(MIB + 4321, seed=5)
+    source = os.path.join(tmp_path, "catalog.csv")
+    with open(source, "wb") as fh:
+        fh.write(data)
+    with open(source, "rb") as fh:
+        answer = requests.put(url, data=fh, headers={"Content-Type": "text/csv"}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert answer.request.headers["Content-Length"] == str(len(data))
+    assert answer.headers["ETag"].strip('"') == hashlib.md5(data, usedforsecurity=False).hexdigest()
+    assert storage_backend.read_bytes("jobs/u1/j1/catalog.csv") == data
+    answer = requests.get(storage_backend.presign_get("jobs/u1/j1/catalog.csv"), timeout=30)
+    assert answer.headers["Content-Type"].startswith("text/csv")
+
+    for body in (b"short", b""):  # the same URL, other sizes: nothing binds it to one
+        answer = requests.put(url, data=body, timeout=30)
+        assert answer.status_code == 200, answer.text
+        assert storage_backend.read_bytes("jobs/u1/j1/catalog.csv") == body
+    assert storage_backend.stat("jobs/u1/j1/catalog.csv").size == 0
+    assert [i.key for i in storage_backend.list("jobs/u1/")] == ["jobs/u1/j1/catalog.csv"]
+
+
+def test_presign_put_refuses_a_negative_size(storage_backend: Storage) -> None:
+    with pytest.raises(ValueError):
+        storage_backend.presign_put("jobs/u1/j1/x", size=-1)
+    assert MAX_UNSIZED_PUT == 5 * 1024 ** 3  # S3's single-PUT limit, the one both backends apply
+
+
+def test_s3_signs_content_length_only_when_the_size_is_given(s3_storage_url: str, tmp_path) -> None:
+    """moto does not check signatures, so check what S3 would: a sized URL signs content-length
+    (S3 then refuses any other size), an unsized one signs only the host."""
+    storage = open_storage(s3_storage_url, storage_settings(tmp_path / "home"))
+
+    def signed_headers(url: str) -> str:
+        return parse_qs(urlsplit(url).query)["X-Amz-SignedHeaders"][0]
+
+    assert signed_headers(storage.presign_put("jobs/u/j/a", size=10)) == "content-length;host"
+    assert signed_headers(storage.presign_put("jobs/u/j/a")) == "host"
 
 
 def multipart_upload(storage_backend: Storage, key: str, data: bytes, part_size: int) -> list[tuple[int, str]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import stat
 import time
@@ -17,6 +18,7 @@ import requests
 from flask import Flask
 
 from caesar_faas.storage import MIN_PART_SIZE, ObjectNotFound
+from caesar_faas.storage.base import MAX_UNSIZED_PUT
 from caesar_faas.storage.local import LocalStorage
 from caesar_faas.storage.local_http import storage_blueprint
 from caesar_faas.storage.notifications import COMPLETE_MULTIPART, PUT, parse_minio_record
@@ -72,6 +74,25 @@ def test_signer_binds_every_field() -> None:
     with pytest.raises(SignatureError, match="malformed"):
         signer.verify("PUT", "uploads/u/f", {"expires": "soon", "sig": "x"})
 
+
+def test_signer_binds_the_maximum_size_of_an_unsized_put() -> None:
+    signer = Signer(b"k" * 32)
+    grant = Grant("PUT", "jobs/u/j/catalog.csv", int(time.time()) + 60, max_size=100)
+    query = signer.sign(grant)
+    assert query["max_size"] == "100" and "size" not in query
+    assert signer.verify("PUT", "jobs/u/j/catalog.csv", query) == grant
+    for changes in ({"max_size": "101"}, {"size": "100"}):
+        with pytest.raises(SignatureError):
+            signer.verify("PUT", "jobs/u/j/catalog.csv", {**query, **changes})
+    without = {k: v for k, v in query.items() if k != "max_size"}
+    with pytest.raises(SignatureError):  # dropping the limit does not lift it
+        signer.verify("PUT", "jobs/u/j/catalog.csv", without)
+    # An exact size and a maximum of the same number are different grants.
+    exact = Grant("PUT", grant.key, grant.expires, size=100)
+    assert signer.signature(exact) != signer.signature(grant)
+    # Grants without a maximum sign the same message as before the field existed.
+    assert exact.message() == json.dumps(["PUT", grant.key, grant.expires, 100, None, None, None],
+                                         separators=(",", ":")).encode()
 
 def test_signing_key_persisted_with_mode_0600(tmp_path: Path) -> None:
     settings = storage_settings(tmp_path / "home")
@@ -220,6 +241,62 @@ def test_chunked_put_over_real_http(local_storage_server: LocalServer) -> None:
     assert not storage.exists("uploads/u/long")
     assert [r["EventName"] for r in local_storage_server.events] == [PUT]
 
+
+def test_unsized_put_url_takes_any_size_up_to_its_limit(local, monkeypatch: pytest.MonkeyPatch) -> None:
+    storage, app, events = local
+    client = app.test_client()
+    url = storage.presign_put("jobs/u/j/catalog.csv")
+    assert f"max_size={MAX_UNSIZED_PUT}" in url and "&size=" not in url
+    for body in (os.urandom(MIB + 17), b"a,b\n", b""):
+        answer = client.put(path_and_query(url), data=body, content_type="text/csv")
+        assert answer.status_code == 200, answer.data
+        assert answer.headers["ETag"] == f'"{hashlib.md5(body, usedforsecurity=False).hexdigest()}"'
+        assert storage.read_bytes("jobs/u/j/catalog.csv") == body
+    assert [parse_minio_record(r)[0][2] for r in events] == ["jobs/u/j/catalog.csv"] * 3
+    got = client.get(path_and_query(storage.presign_get("jobs/u/j/catalog.csv")))
+    assert got.headers["Content-Type"].startswith("text/csv")
+
+    # Still bound to its key, its method and its expiry.
+    assert_forbidden(client.put(path_and_query(url).replace("catalog.csv", "other.csv"), data=b"x"))
+    assert_forbidden(client.get(path_and_query(url)))
+    assert_forbidden(client.put(path_and_query(storage.presign_put("jobs/u/j/late", expires=-1)), data=b"x"))
+    # A multipart part URL cannot be made into an unsized one.
+    upload = storage.create_multipart("uploads/u/m3", size=MIN_PART_SIZE + 1, part_size=MIN_PART_SIZE)
+    part = with_params(upload.parts[1].url, max_size="10")
+    assert_forbidden(client.put(path_and_query(part), data=b"x"))
+
+    # The limit is enforced: a declared length over it is refused before any byte is read...
+    monkeypatch.setattr("caesar_faas.storage.local.MAX_UNSIZED_PUT", 10)
+    small = storage.presign_put("jobs/u/j/small")
+    assert "max_size=10" in small
+    assert_forbidden(client.put(path_and_query(small), data=b"x" * 11))
+    assert client.put(path_and_query(small), data=b"x" * 10).status_code == 200
+    assert storage.read_bytes("jobs/u/j/small") == b"x" * 10
+    assert not storage.exists("jobs/u/j/other.csv")
+
+
+def test_unsized_put_over_real_http_streams_a_file(local_storage_server: LocalServer, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    storage = local_storage_server.storage
+    source = tmp_path / "preview.png"
+    source.write_bytes(os.urandom(3 * MIB + 1))
+    with open(source, "rb") as fh:
+        answer = requests.put(storage.presign_put("jobs/u/j/preview.png"), data=fh,
+                              headers={"Content-Type": "image/png"}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert storage.read_bytes("jobs/u/j/preview.png") == source.read_bytes()
+    # A chunked body (no length declared up front) that runs past the limit: refused, nothing kept.
+    monkeypatch.setattr("caesar_faas.storage.local.MAX_UNSIZED_PUT", 1000)
+    limited = storage.presign_put("jobs/u/j/long")
+    too_long = requests.put(limited, data=iter([b"z" * 600, b"z" * 600]), timeout=30)
+    assert too_long.status_code in (400, 413)
+    assert not storage.exists("jobs/u/j/long")
+    assert os.listdir(storage.root / ".caesar" / "tmp") == []
+    exact = requests.put(limited, data=iter([b"z" * 600, b"z" * 400]), timeout=30)
+    assert exact.status_code == 200, exact.text
+    assert storage.stat("jobs/u/j/long").size == 1000
+    sizes = [r["Records"][0]["s3"]["object"]["size"] for r in local_storage_server.events]
+    assert sizes == [source.stat().st_size, 1000]
 
 def test_http_put_streams_to_disk(local_storage_server: LocalServer, tmp_path: Path) -> None:
     """The server side of a 48 MiB signed PUT allocates far less than the body (no request.data)."""

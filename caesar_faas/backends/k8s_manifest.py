@@ -8,11 +8,15 @@ every variant with kubernetes-validate --strict. Design choices, and why:
 - The pod runs under the restricted Pod Security profile with a read-only root filesystem; the
   runner writes only to emptyDir volumes: /work (CAESAR_WORKDIR, HOME, TMPDIR under it), /tmp,
   and a memory-backed /dev/shm sized by the app spec (multiprocessing and some finders need it).
-- The runner's storage and NATS URLs and all credentials come by reference from a Secret, so no
-  secret ever appears in the Job object, its events or `kubectl describe`.
+- The runner gets no storage URL and no storage credentials. CAESAR_JOB carries presigned URLs
+  (jobs/transfer.py): a GET of the job's input and a PUT per product under the job's output
+  prefix, valid for the job's lifetime. They are bearer credentials for exactly this job's data,
+  readable by whoever can read Jobs in the jobs namespace (operators only, per infra/k8s/rbac.yaml),
+  instead of cluster-wide S3 keys in every job pod. The NATS URL alone comes by reference from a
+  Secret (`secretKeyRef`).
 - Kubernetes expands `$(NAME)` inside env values and command arguments. CAESAR_JOB carries user
-  option strings, so every `$` is doubled: an option `$(CAESAR_STORAGE_URL)` stays that text
-  instead of turning into the secret's value inside the job document.
+  option strings, so every `$` is doubled: an option `$(CAESAR_NATS_URL)` stays that text instead
+  of turning into the secret's value inside the job document.
 - podFailurePolicy: the runner's own non-zero exit fails the Job at once (retrying a finder that
   rejected its input only wastes the cluster); a pod lost to a node drain or preemption
   (DisruptionTarget) is retried without counting against backoffLimit.
@@ -37,8 +41,10 @@ RUN_AS = 10001  # the uid/gid of the runner images (infra/images); any non-root 
 DEFAULT_COMMAND = ["python", "-m", "caesar_faas.runner"]
 TMP_SIZE = "1Gi"
 
-# The runner reads these two from the Secret (by reference); runner_env's inline values are dropped.
-SECRET_ENV = ("CAESAR_STORAGE_URL", "CAESAR_NATS_URL")
+# The runner reads this from the Secret (by reference); runner_env's inline value is dropped.
+SECRET_ENV = ("CAESAR_NATS_URL",)
+# Must never reach a Job: storage is reached through the presigned URLs in CAESAR_JOB only.
+FORBIDDEN_ENV = ("CAESAR_STORAGE_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 NAME_PREFIX = "caesar-"
 LABEL_JOB_ID = "caesar.io/job-id"
@@ -108,11 +114,13 @@ def escape_expansion(value: str) -> str:
     return value.replace("$", "$$")
 
 
-def _env(job: Record, settings: Settings, secret: str) -> list[dict[str, Any]]:
+def _env(job: Record, settings: Settings, secret: str, transfer: dict[str, Any]) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = [
         {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": name}}} for name in SECRET_ENV
     ]
-    for name, value in runner_env(job, settings, WORKDIR).items():
+    for name, value in runner_env(job, settings, WORKDIR, transfer=transfer).items():
+        if name in FORBIDDEN_ENV:
+            raise ValueError(f"{name} must not reach a Kubernetes Job")  # a contract change gone wrong
         if name not in SECRET_ENV:
             env.append({"name": name, "value": escape_expansion(value)})
     return env
@@ -170,8 +178,9 @@ def pod_failure_policy() -> dict[str, Any]:
 
 
 def build_job(job: Record, spec: AppSpec, settings: Settings, options: KubernetesOptions,
-              namespace: str) -> dict[str, Any]:
-    """The Job manifest for `job` (a store record) running app `spec`.
+              namespace: str, *, transfer: dict[str, Any]) -> dict[str, Any]:
+    """The Job manifest for `job` (a store record) running app `spec`; `transfer` is the job's
+    presigned URLs (jobs/transfer.presigned_transfer), the runner's only way to storage.
 
     Raises ValueError when the app has no container image (it cannot run on a cluster)."""
     if not spec.image:
@@ -185,9 +194,7 @@ def build_job(job: Record, spec: AppSpec, settings: Settings, options: Kubernete
         "imagePullPolicy": options.image_pull_policy,
         "command": [escape_expansion(arg) for arg in (spec.command or DEFAULT_COMMAND)],
         "workingDir": WORKDIR,
-        "env": _env(job, settings, options.runner_secret),
-        # Storage credentials (AWS_ACCESS_KEY_ID, ...) by reference, whatever keys the Secret holds.
-        "envFrom": [{"secretRef": {"name": options.runner_secret}}],
+        "env": _env(job, settings, options.runner_secret, transfer),
         "securityContext": container_security_context(),
         # On a crash the last log lines become the termination message that poll() reports.
         "terminationMessagePolicy": "FallbackToLogsOnError",

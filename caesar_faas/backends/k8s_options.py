@@ -2,8 +2,8 @@
 
 They live here rather than in config.Settings because no other part of the service reads them.
 
-CAESAR_K8S_RUNNER_SECRET      Secret in the jobs namespace that holds the runner's CAESAR_STORAGE_URL,
-                              CAESAR_NATS_URL and storage credentials (default caesar-runner)
+CAESAR_K8S_RUNNER_SECRET      Secret in the jobs namespace that holds the runner's CAESAR_NATS_URL
+                              (default caesar-runner); storage is reached through presigned URLs
 CAESAR_K8S_PENDING_GRACE      seconds a pod may sit in ImagePullBackOff / ErrImagePull /
                               Unschedulable / CreateContainerConfigError before the job fails (300)
 CAESAR_K8S_TTL_AFTER_FINISHED seconds a finished Job (and its pod and logs) stays for inspection (86400)

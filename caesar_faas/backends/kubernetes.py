@@ -12,6 +12,10 @@ API configuration, first match wins:
 
 Responses are read as raw JSON (`_preload_content=False`): the client's model classes reject
 objects with fields newer than the client, and we need only a few fields anyway.
+
+At launch the backend presigns the job's transfer URLs (jobs/transfer.py) with the service's own
+storage (Settings.storage_url, opened on first launch only): the Job itself never gets storage
+credentials.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from kubernetes.config.config_exception import ConfigException
 
 from ..apps.spec import AppSpec
 from ..config import Settings
+from ..jobs.transfer import presigned_transfer, transfer_expiry
+from ..storage.base import Storage
 from ..store.base import Record
 from .base import Backend, LaunchError, PollResult
 from .k8s_manifest import CONTAINER, LABEL_JOB_ID, build_job, job_name, label_value
@@ -79,6 +85,7 @@ class KubernetesBackend(Backend):
         self._api_client = api_client
         self._get_app = get_app
         self._clock = clock
+        self._storage: Storage | None = None
 
     # --- plumbing ---------------------------------------------------------------------------
 
@@ -88,6 +95,16 @@ class KubernetesBackend(Backend):
         if self._api_client is None:
             self._api_client = load_api_client(self.options.kubeconfig)
         return self._api_client
+
+    @property
+    def storage(self) -> Storage:
+        """The service's storage, opened on first use: only launch needs it (to presign), so
+        polling, cancelling and building the backend work without it."""
+        if self._storage is None:
+            from ..storage import open_storage
+
+            self._storage = open_storage(self.settings.storage_url, self.settings)
+        return self._storage
 
     @property
     def batch(self) -> client.BatchV1Api:
@@ -122,17 +139,32 @@ class KubernetesBackend(Backend):
 
     # --- the Backend contract -----------------------------------------------------------------
 
-    def manifest(self, job: Record) -> dict[str, Any]:
-        """The Job `launch` creates for `job`. Raises LaunchError("usage") for an unknown app or
-        an app without a container image."""
+    def transfer(self, job: Record) -> dict[str, Any]:
+        """The job's presigned transfer URLs, valid for its timeout plus a queueing margin.
+        Raises LaunchError("system") when the storage cannot sign them (no credentials, ...)."""
+        try:
+            return presigned_transfer(self.storage, job, expires=transfer_expiry(job["timeout"]))
+        except Exception as exc:  # noqa: BLE001 - any storage failure: try again later
+            raise LaunchError(f"cannot presign the storage URLs of job {job.get('id')}: "
+                              f"{type(exc).__name__}: {exc}"[:300], "system") from exc
+
+    def manifest(self, job: Record, transfer: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The Job `launch` creates for `job`, with fresh transfer URLs unless `transfer` is
+        given. Raises LaunchError("usage") for an unknown app or an app without a container
+        image (checked first, so those need no storage), LaunchError("system") when presigning
+        fails."""
         try:
             spec = self.app_spec(job["app"])
         except Exception as exc:  # noqa: BLE001 - registry errors differ; all mean "cannot run"
             raise LaunchError(f"unknown app {job.get('app')!r}: {exc}", "usage") from exc
         if spec is None:
             raise LaunchError(f"unknown app {job.get('app')!r}", "usage")
+        if not spec.image:
+            raise LaunchError(f"app {spec.name!r} has no container image: it cannot run on Kubernetes", "usage")
+        if transfer is None:
+            transfer = self.transfer(job)
         try:
-            return build_job(job, spec, self.settings, self.options, self.namespace)
+            return build_job(job, spec, self.settings, self.options, self.namespace, transfer=transfer)
         except ValueError as exc:
             raise LaunchError(str(exc), "usage") from exc
 
@@ -140,9 +172,10 @@ class KubernetesBackend(Backend):
         """Create the Job; returns {"backend", "namespace", "name", "uid"}.
 
         Idempotent: when the API answers 409 (the Job exists) the existing Job's reference is
-        returned, after checking that it belongs to this job id. Raises LaunchError("usage") when
-        the API rejects the manifest as invalid (400/422: retrying cannot help) and
-        LaunchError("system") on 403 (RBAC, ResourceQuota), 5xx or an unreachable API server."""
+        returned, after checking that it belongs to this job id (that Job keeps the URLs it was
+        created with). Raises LaunchError("usage") when the API rejects the manifest as invalid
+        (400/422: retrying cannot help) and LaunchError("system") on 403 (RBAC, ResourceQuota),
+        5xx, an unreachable API server or a storage that cannot presign."""
         manifest = self.manifest(job)
         name = manifest["metadata"]["name"]
         for _attempt in range(2):

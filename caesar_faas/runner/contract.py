@@ -5,12 +5,21 @@ behaves the same in a local subprocess and in a Kubernetes Job:
 
 CAESAR_JOB          JSON: {"id", "owner", "app", "options" (validated, defaults filled),
                     "input": {"file_id", "key", "filename"}, "output_prefix" ("jobs/<owner>/<id>/"),
-                    "timeout" (s), "submitted" (epoch s)}
-CAESAR_STORAGE_URL  where the input is read and the products written
+                    "timeout" (s), "submitted" (epoch s), and optionally "transfer" (below)}
+CAESAR_STORAGE_URL  where the input is read and the products written; absent when CAESAR_JOB
+                    has "transfer"
 CAESAR_NATS_URL     where status events go (subject caesar.jobs.status)
 CAESAR_WORKDIR      the job's private work folder (logs, temp files, products before upload)
 plus thread pinning for the finders' numeric libraries, a headless matplotlib, HOME and TMPDIR
 inside the work folder.
+
+"transfer" (the Kubernetes backend; jobs/transfer.py builds it):
+  {"input_url": a presigned GET of input.key,
+   "product_urls": {name: a presigned PUT of output_prefix + name, for every name in PRODUCT_NAMES}}
+With it the runner holds no storage credentials at all: it GETs the input from input_url
+(streamed; a gzip input is recognised by its bytes, as always) and PUTs each product it writes to its URL (streamed
+from the file, with Content-Length). The URLs are bearer credentials for exactly this job's input
+and products, valid for the job's lifetime; the runner never logs them.
 
 Status events (CloudEvents on caesar.jobs.status, event id "<job id>-<seq>"), data:
 {"job_id", "owner", "seq", "phase": "started" | "progress" | "finished", "progress" (0-100),
@@ -42,10 +51,22 @@ THREAD_ENV = {
 
 RESULT_FILE = "result.json"
 
+# Every product a job can leave under its output prefix, in the order the runner uploads them
+# (runner/products.py); a backend that presigns uploads makes one PUT URL for each.
+CATALOG_CSV = "catalog.csv"
+CATALOG_VOT = "catalog.vot"
+CATALOG_JSON = "catalog.json"
+REGIONS = "sources.reg"
+PREVIEW = "preview.png"
+JOB_LOG = "job.log"
+MANIFEST = "manifest.json"
+PRODUCT_NAMES = (CATALOG_CSV, CATALOG_VOT, CATALOG_JSON, REGIONS, PREVIEW, JOB_LOG, MANIFEST)
 
-def job_document(job: Record) -> dict[str, Any]:
-    """The part of a job record the runner needs (no secrets, no store internals)."""
-    return {
+
+def job_document(job: Record, transfer: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The part of a job record the runner needs (no store internals), plus the presigned
+    `transfer` URLs when the backend gives them."""
+    doc: dict[str, Any] = {
         "id": job["id"],
         "owner": job["owner"],
         "app": job["app"],
@@ -55,21 +76,27 @@ def job_document(job: Record) -> dict[str, Any]:
         "timeout": job["timeout"],
         "submitted": job["created"],
     }
+    if transfer is not None:
+        doc["transfer"] = transfer
+    return doc
 
 
 def output_prefix(owner: str, job_id: str) -> str:
     return f"jobs/{owner}/{job_id}/"
 
 
-def runner_env(job: Record, settings: Settings, workdir: str) -> dict[str, str]:
-    """Variables for the runner process; the backend adds PATH etc. (local) or secret refs (k8s)."""
+def runner_env(job: Record, settings: Settings, workdir: str, *,
+               transfer: dict[str, Any] | None = None) -> dict[str, str]:
+    """Variables for the runner process; the backend adds PATH etc. (local) or secret refs (k8s).
+    With `transfer` the runner moves its data through those URLs and gets no CAESAR_STORAGE_URL."""
     env = dict(THREAD_ENV)
     env.update({
-        "CAESAR_JOB": json.dumps(job_document(job), sort_keys=True),
-        "CAESAR_STORAGE_URL": settings.storage_url,
+        "CAESAR_JOB": json.dumps(job_document(job, transfer), sort_keys=True),
         "CAESAR_NATS_URL": settings.nats_url,
         "CAESAR_WORKDIR": workdir,
         "HOME": workdir,
         "TMPDIR": f"{workdir}/tmp",
     })
+    if transfer is None:
+        env["CAESAR_STORAGE_URL"] = settings.storage_url
     return env

@@ -1,4 +1,5 @@
-"""Fetch the job's input image from storage into the work folder, streamed.
+"""Fetch the job's input image into the work folder, streamed: from storage (CAESAR_STORAGE_URL)
+or through the presigned GET URL of CAESAR_JOB's "transfer" (then the runner has no storage access).
 
 A gzip-compressed upload (recognised by its magic bytes, not by its name: user-supplied names
 never decide anything) is decompressed on the fly, so neither form is ever held in memory. The
@@ -9,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from ..storage import open_storage
+from .presigned import get_chunks, with_retries
 
 GZIP_MAGIC = b"\x1f\x8b"
 INPUT_NAME = "input.fits"
@@ -49,7 +52,18 @@ class _GunzipWriter:
 
 def fetch_input(storage_url: str, key: str, workdir: Path) -> FetchedInput:
     """Download `key` to workdir/input.fits. Raises storage.base.ObjectNotFound, zlib.error."""
-    storage = open_storage(storage_url)
+    return save_input(open_storage(storage_url).open(key), workdir)
+
+
+def fetch_input_url(url: str, workdir: Path) -> FetchedInput:
+    """Download a presigned GET URL to workdir/input.fits, starting again after a transient
+    failure. Raises storage.base.ObjectNotFound (404), zlib.error, presigned.TransferError."""
+    return with_retries(lambda: save_input(get_chunks(url, "the input"), workdir), "fetching the input")
+
+
+def save_input(chunks: Iterable[bytes], workdir: Path) -> FetchedInput:
+    """Write the stored object's chunks to workdir/input.fits, decompressing a gzip stream;
+    nothing is left at that path unless the whole object arrived."""
     target = workdir / INPUT_NAME
     partial = target.with_name(target.name + ".part")
     digest = hashlib.sha256()
@@ -58,7 +72,7 @@ def fetch_input(storage_url: str, key: str, workdir: Path) -> FetchedInput:
     try:
         with open(partial, "wb") as fh:
             writer = None
-            for chunk in storage.open(key):
+            for chunk in chunks:
                 if not chunk:
                     continue
                 if writer is None:
@@ -72,5 +86,9 @@ def fetch_input(storage_url: str, key: str, workdir: Path) -> FetchedInput:
     except BaseException:
         partial.unlink(missing_ok=True)  # a half-written input must never be mistaken for the image
         raise
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()  # release the connection or file at once, also when we stopped early
     partial.replace(target)
     return FetchedInput(path=target, stored_size=size, sha256=digest.hexdigest(), compressed=compressed)

@@ -21,12 +21,12 @@ from ..storage import open_storage
 from ..storage.base import ObjectNotFound
 from . import finders
 from .execute import DeadlineExceeded, run_commands
-from .fetch import FetchedInput, fetch_input
+from .fetch import FetchedInput, fetch_input, fetch_input_url
 from .finders import UsageError
 from .fitsinfo import NotAnImage, read_image_header
 from .jobenv import JobContext
 from .outcome import Outcome, exit_code_of
-from .products import finish_uploads, upload_all, write_catalog_products
+from .products import ProductSink, StorageSink, UrlSink, finish_uploads, upload_all, write_catalog_products
 from .provenance import build_provenance
 from .status import StatusReporter
 
@@ -45,6 +45,22 @@ def load_adapter(spec: AppSpec) -> ModuleType:
 
 def _alarm(signum: int, frame: FrameType | None) -> None:
     raise DeadlineExceeded("the job timeout expired")
+
+
+def product_sink(ctx: JobContext) -> ProductSink:
+    """Where products go: the presigned URLs when the backend gave them, else the storage."""
+    if ctx.transfer is not None:
+        return UrlSink(ctx.transfer.product_urls)
+    assert ctx.storage_url is not None  # jobenv requires one or the other
+    return StorageSink(open_storage(ctx.storage_url), ctx.output_prefix)
+
+
+def fetch(ctx: JobContext) -> FetchedInput:
+    """The input, through the presigned URL when the backend gave one, else from the storage."""
+    if ctx.transfer is not None:
+        return fetch_input_url(ctx.transfer.input_url, ctx.workdir)
+    assert ctx.storage_url is not None
+    return fetch_input(ctx.storage_url, ctx.input_key, ctx.workdir)
 
 
 class JobRun:
@@ -84,8 +100,7 @@ class JobRun:
         log.info("outcome: %s exit_code=%d error_class=%s elapsed=%.2fs: %s", outcome.state,
                  outcome.exit_code, outcome.error_class, outcome.elapsed, outcome.message)
         try:
-            outcome.products = finish_uploads(open_storage(ctx.storage_url), ctx.output_prefix, self.uploaded,
-                                              ctx.log_path, ctx.products_dir)
+            outcome.products = finish_uploads(product_sink(ctx), self.uploaded, ctx.log_path, ctx.products_dir)
         except Exception as exc:  # noqa: BLE001 - the products are lost, the outcome is not
             log.exception("uploading job.log and the manifest failed")
             if outcome.exit_code == 0:
@@ -103,7 +118,7 @@ class JobRun:
         adapter = load_adapter(spec)
         options = dict(ctx.options)
 
-        fetched = fetch_input(ctx.storage_url, ctx.input_key, ctx.workdir)
+        fetched = fetch(ctx)
         log.info("input %s fetched: %d bytes%s, sha256 %s", ctx.input_file_id, fetched.stored_size,
                  " (gzip, decompressed)" if fetched.compressed else "", fetched.sha256)
         self.reporter.progress(10, "input fetched")
@@ -130,7 +145,7 @@ class JobRun:
                                        header=header, provenance=self._provenance(spec, options, fetched))
         self.reporter.progress(90, "products written")
 
-        upload_all(open_storage(ctx.storage_url), ctx.output_prefix, paths)
+        upload_all(product_sink(ctx), paths)
         self.uploaded = paths
         self.reporter.progress(98, "products uploaded")
         return Outcome.success()

@@ -8,9 +8,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .contract import PRODUCT_NAMES
+
 
 class ContractError(Exception):
     """The backend started the runner with a missing or malformed variable (a system error)."""
+
+
+@dataclass(frozen=True)
+class TransferUrls:
+    """CAESAR_JOB's "transfer": presigned URLs instead of storage credentials (see contract.py).
+    Bearer credentials: never log them."""
+
+    input_url: str
+    product_urls: dict[str, str]
+
+    def __repr__(self) -> str:  # a stray log of the context must not print the URLs
+        return f"TransferUrls(<{len(self.product_urls)} product URLs>)"
 
 
 @dataclass(frozen=True)
@@ -25,9 +39,10 @@ class JobContext:
     output_prefix: str
     timeout: float  # seconds the whole job may take, counted from the runner's start
     submitted: float
-    storage_url: str
+    storage_url: str | None  # None when the data moves through `transfer`
     nats_url: str
     workdir: Path
+    transfer: TransferUrls | None = None
 
     @property
     def products_dir(self) -> Path:
@@ -55,6 +70,25 @@ def workdir_from_env(env: dict[str, str] | None = None) -> Path | None:
     return Path(raw) if raw else None
 
 
+def _transfer(raw: Any) -> TransferUrls:
+    """The "transfer" member, checked: a URL for the input and one for every product."""
+    if not isinstance(raw, dict):
+        raise ContractError("CAESAR_JOB transfer is not a JSON object")
+    input_url = raw.get("input_url")
+    urls = raw.get("product_urls")
+    if not isinstance(input_url, str) or not input_url.startswith(("http://", "https://")):
+        raise ContractError("CAESAR_JOB transfer.input_url is not an http(s) URL")
+    if not isinstance(urls, dict):
+        raise ContractError("CAESAR_JOB transfer.product_urls is not a JSON object")
+    missing = [name for name in PRODUCT_NAMES
+               if not isinstance(urls.get(name), str) or not urls[name].startswith(("http://", "https://"))]
+    if missing:
+        # Checked now rather than when uploading: a job that could not store its results
+        # should not run at all.
+        raise ContractError(f"CAESAR_JOB transfer.product_urls lacks a URL for {', '.join(missing)}")
+    return TransferUrls(input_url=input_url, product_urls={name: str(urls[name]) for name in PRODUCT_NAMES})
+
+
 def load_context(env: dict[str, str] | None = None) -> JobContext:
     """Parse the contract variables; raises ContractError naming the first problem."""
     env = dict(os.environ if env is None else env)
@@ -64,6 +98,7 @@ def load_context(env: dict[str, str] | None = None) -> JobContext:
         raise ContractError(f"CAESAR_JOB is not JSON: {exc}") from exc
     if not isinstance(job, dict):
         raise ContractError("CAESAR_JOB is not a JSON object")
+    transfer = _transfer(job["transfer"]) if "transfer" in job else None
     try:
         inp = job["input"]
         context = JobContext(
@@ -77,9 +112,11 @@ def load_context(env: dict[str, str] | None = None) -> JobContext:
             output_prefix=str(job["output_prefix"]),
             timeout=float(job["timeout"]),
             submitted=float(job.get("submitted") or 0.0),
-            storage_url=_require(env, "CAESAR_STORAGE_URL"),
+            # With presigned URLs the runner needs (and gets) no storage access of its own.
+            storage_url=None if transfer is not None else _require(env, "CAESAR_STORAGE_URL"),
             nats_url=_require(env, "CAESAR_NATS_URL"),
             workdir=Path(_require(env, "CAESAR_WORKDIR")),
+            transfer=transfer,
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ContractError(f"CAESAR_JOB lacks a valid field: {exc!r}") from exc

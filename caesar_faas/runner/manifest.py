@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..storage.base import CHUNK
-
-MANIFEST = "manifest.json"
+from .contract import MANIFEST as MANIFEST  # the name is part of the runner contract
 
 MEDIA_TYPES = {
     ".csv": "text/csv",

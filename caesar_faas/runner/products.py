@@ -2,15 +2,20 @@
 
 Order matters to readers of the prefix: the catalogue products first, then job.log (a snapshot
 taken once the outcome is logged), then manifest.json last, so a manifest present means every
-product it lists is in place."""
+product it lists is in place.
+
+Uploads go through a sink: straight to storage (CAESAR_STORAGE_URL), or one presigned PUT URL
+per product name (CAESAR_JOB "transfer", contract.PRODUCT_NAMES) when the runner has no storage
+access of its own."""
 
 from __future__ import annotations
 
 import logging
 import shutil
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from astropy.io import fits
 
@@ -22,16 +27,11 @@ from ..catalog.schema import COLUMNS
 from ..catalog.values import ordered_rows
 from ..catalog.votable import write_votable
 from ..storage.base import Storage
-from .manifest import MANIFEST, manifest_entry, media_type, write_manifest
+from .contract import CATALOG_CSV, CATALOG_JSON, CATALOG_VOT, JOB_LOG, MANIFEST, PREVIEW, REGIONS
+from .manifest import manifest_entry, media_type, write_manifest
+from .presigned import TransferError, put_file
 
 log = logging.getLogger("caesar_faas.runner.products")
-
-CATALOG_CSV = "catalog.csv"
-CATALOG_VOT = "catalog.vot"
-CATALOG_JSON = "catalog.json"
-REGIONS = "sources.reg"
-PREVIEW = "preview.png"
-JOB_LOG = "job.log"
 
 
 def beam_radius_arcsec(header: fits.Header, fallback: float = 5.0) -> float:
@@ -71,28 +71,57 @@ def _beam_radius_pix(header: fits.Header) -> float:
         return 3.0
 
 
-def upload(storage: Storage, prefix: str, path: Path) -> None:
-    with open(path, "rb") as fh:
-        storage.put(prefix + path.name, fh, size=path.stat().st_size, content_type=media_type(path.name))
+class ProductSink(Protocol):
+    def upload(self, path: Path) -> None:
+        """Store the file at path as the product named path.name under the job's output prefix."""
 
 
-def upload_all(storage: Storage, prefix: str, paths: Sequence[Path]) -> None:
+@dataclass(frozen=True)
+class StorageSink:
+    """Products written with the runner's own storage access (the local backend)."""
+
+    storage: Storage
+    prefix: str
+
+    def upload(self, path: Path) -> None:
+        with open(path, "rb") as fh:
+            self.storage.put(self.prefix + path.name, fh, size=path.stat().st_size,
+                             content_type=media_type(path.name))
+
+
+@dataclass(frozen=True)
+class UrlSink:
+    """Products PUT to the presigned URL made for each name (the Kubernetes backend): the URLs
+    already point under the job's output prefix, and nowhere else."""
+
+    product_urls: dict[str, str]
+
+    def __repr__(self) -> str:  # the URLs are bearer credentials
+        return f"UrlSink(<{len(self.product_urls)} URLs>)"
+
+    def upload(self, path: Path) -> None:
+        url = self.product_urls.get(path.name)
+        if url is None:
+            raise TransferError(f"no upload URL for the product {path.name}")
+        put_file(url, path, content_type=media_type(path.name), what=path.name)
+
+
+def upload_all(sink: ProductSink, paths: Sequence[Path]) -> None:
     for path in paths:
-        upload(storage, prefix, path)
+        sink.upload(path)
         log.info("uploaded %s (%d bytes)", path.name, path.stat().st_size)
 
 
-def finish_uploads(storage: Storage, prefix: str, uploaded: Sequence[Path], log_path: Path,
-                   out_dir: Path) -> list[str]:
+def finish_uploads(sink: ProductSink, uploaded: Sequence[Path], log_path: Path, out_dir: Path) -> list[str]:
     """Snapshot and upload job.log, then the manifest of everything uploaded; returns the names
-    of all products now under prefix."""
+    of all products now under the job's output prefix."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for handler in logging.getLogger().handlers:
         handler.flush()
     snapshot = out_dir / JOB_LOG
     shutil.copyfile(log_path, snapshot)
-    upload(storage, prefix, snapshot)
+    sink.upload(snapshot)
     products = [*uploaded, snapshot]
     manifest = write_manifest([manifest_entry(path) for path in products], out_dir / MANIFEST)
-    upload(storage, prefix, manifest)
+    sink.upload(manifest)
     return [path.name for path in products] + [MANIFEST]

@@ -17,6 +17,10 @@ CHUNK = 1024 * 1024
 # S3's multipart rules, enforced by both backends so client code that works on file:// also works on S3.
 MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_PARTS = 10_000
+# What a PUT URL signed without a size may carry: S3's own limit for a single PUT, which S3
+# enforces by itself and the file:// signed endpoint enforces to match. Such URLs exist for
+# objects whose size nobody knows when the URL is made (a job's products, presigned at launch).
+MAX_UNSIZED_PUT = 5 * 1024 * 1024 * 1024
 
 
 class ObjectNotFound(KeyError):
@@ -152,8 +156,10 @@ class Storage(ABC):
         """A URL that GETs the object without credentials until it expires."""
 
     @abstractmethod
-    def presign_put(self, key: str, *, size: int, expires: int = 3600) -> str:
-        """A URL that PUTs exactly `size` bytes to key without credentials until it expires."""
+    def presign_put(self, key: str, *, size: int | None = None, expires: int = 3600) -> str:
+        """A URL that PUTs to key without credentials until it expires: exactly `size` bytes, or,
+        with size None, any body of at most MAX_UNSIZED_PUT bytes. The client sends the body with
+        a Content-Length header (S3 refuses chunked bodies on presigned PUTs)."""
 
     @abstractmethod
     def create_multipart(self, key: str, *, size: int, part_size: int, expires: int = 3600) -> MultipartUpload:

@@ -30,6 +30,7 @@ from urllib.parse import quote, urlencode
 from ..config import Settings, load_settings
 from .base import (
     CHUNK,
+    MAX_UNSIZED_PUT,
     MultipartUpload,
     ObjectInfo,
     ObjectNotFound,
@@ -209,10 +210,14 @@ class LocalStorage(Storage):
 
     def put(self, key: str, stream: BinaryIO, *, size: int | None = None,
             content_type: str = "application/octet-stream") -> ObjectInfo:
+        return self._put(key, stream, size=size, limit=None, content_type=content_type)
+
+    def _put(self, key: str, stream: BinaryIO, *, size: int | None, limit: int | None,
+             content_type: str) -> ObjectInfo:
         validate_key(key)
         tmp = self._tmp_file()
         try:
-            etag = self._receive(stream, tmp, size)
+            etag = self._receive(stream, tmp, size, limit=limit)
             try:
                 return self._publish(tmp, key, etag, content_type)
             except (NotADirectoryError, IsADirectoryError, FileExistsError) as exc:
@@ -220,20 +225,23 @@ class LocalStorage(Storage):
         finally:
             tmp.unlink(missing_ok=True)
 
-    def _receive(self, stream: BinaryIO, target: Path, size: int | None) -> str:
-        """Copy stream to target in CHUNK pieces; md5 hex. With size, exactly size bytes or ValueError."""
+    def _receive(self, stream: BinaryIO, target: Path, size: int | None, *, limit: int | None = None) -> str:
+        """Copy stream to target in CHUNK pieces; md5 hex. With size, exactly size bytes, else
+        with limit at most limit bytes; ValueError otherwise."""
         md5 = hashlib.md5(usedforsecurity=False)
         total = 0
+        bound = size if size is not None else limit
         with open(target, "wb") as fh:
             while True:
-                # With a known size ask for one byte past it, so a longer stream is detected.
-                want = CHUNK if size is None else min(CHUNK, size - total + 1)
+                # With a bound ask for one byte past it, so a longer stream is detected.
+                want = CHUNK if bound is None else min(CHUNK, bound - total + 1)
                 chunk = stream.read(want)
                 if not chunk:
                     break
                 total += len(chunk)
-                if size is not None and total > size:
-                    raise ValueError(f"stream longer than the declared {size} bytes")
+                if bound is not None and total > bound:
+                    what = "declared" if size is not None else "allowed"
+                    raise ValueError(f"stream longer than the {what} {bound} bytes")
                 md5.update(chunk)
                 fh.write(chunk)
         if size is not None and total != size:
@@ -335,16 +343,24 @@ class LocalStorage(Storage):
         validate_key(key)
         return self._signed_url(Grant("GET", key, int(time.time()) + expires, filename=filename))
 
-    def presign_put(self, key: str, *, size: int, expires: int = 3600) -> str:
+    def presign_put(self, key: str, *, size: int | None = None, expires: int = 3600) -> str:
         validate_key(key)
+        deadline = int(time.time()) + expires
+        if size is None:
+            # Like an S3 URL signed without ContentLength: any body up to S3's single-PUT limit.
+            return self._signed_url(Grant("PUT", key, deadline, max_size=MAX_UNSIZED_PUT))
         if size < 0:
             raise ValueError("size must be >= 0")
-        return self._signed_url(Grant("PUT", key, int(time.time()) + expires, size=size))
+        return self._signed_url(Grant("PUT", key, deadline, size=size))
 
-    def signed_put(self, key: str, stream: BinaryIO, *, size: int,
+    def signed_put(self, key: str, stream: BinaryIO, *, size: int | None = None, max_size: int | None = None,
                    content_type: str = "application/octet-stream") -> ObjectInfo:
-        """A PUT through a signed URL: store, then announce it like MinIO would."""
-        info = self.put(key, stream, size=size, content_type=content_type)
+        """A PUT through a signed URL (exactly `size` bytes, else at most `max_size`): store, then
+        announce it like MinIO would."""
+        if size is None and max_size is None:
+            raise ValueError("a signed PUT needs a size or a maximum size")
+        info = self._put(key, stream, size=size, limit=None if size is not None else max_size,
+                         content_type=content_type)
         self._announce(info, PUT)
         return info
 

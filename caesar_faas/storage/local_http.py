@@ -2,12 +2,14 @@
 
   GET  /storage/o/<key>?expires&[filename]&sig            stream the object (Range supported)
   PUT  /storage/o/<key>?expires&size&sig                  store exactly `size` bytes, then notify
+  PUT  /storage/o/<key>?expires&max_size&sig              store at most `max_size` bytes, then notify
   PUT  /storage/o/<key>?expires&size&upload_id&part&sig   one part of a multipart upload
 
 It behaves like S3 presigned URLs for the client: the same request works against both, a PUT
 answers 200 with a quoted ETag header. Bodies are streamed in chunks from request.stream (never
 request.data), so a multi-GB upload costs the gateway about one chunk of memory.
-A URL that is expired, altered or replayed for another key, method or size gets 403.
+A URL that is expired, altered or replayed for another key, method or size gets 403, and so does a
+body whose declared length the URL does not allow.
 """
 
 from __future__ import annotations
@@ -97,23 +99,30 @@ def _download(store: LocalStorage, grant: Grant) -> Response:
 
 
 def _upload(store: LocalStorage, grant: Grant) -> Response:
-    if grant.size is None:
-        return _error(403, "forbidden", "this URL does not allow PUT")
     declared = request.content_length
-    if declared is not None and declared != grant.size:
-        return _error(403, "forbidden", f"body of {declared} bytes, URL signed for {grant.size}")
+    if grant.size is not None:
+        if declared is not None and declared != grant.size:
+            return _error(403, "forbidden", f"body of {declared} bytes, URL signed for {grant.size}")
+        limit = grant.size
+    elif grant.max_size is not None and grant.upload_id is None:
+        if declared is not None and declared > grant.max_size:
+            return _error(403, "forbidden", f"body of {declared} bytes, URL allows at most {grant.max_size}")
+        limit = grant.max_size
+    else:
+        return _error(403, "forbidden", "this URL does not allow PUT")
     # The app may cap request bodies for inline uploads; a signed URL carries its own limit. One
     # byte more than signed, so that a chunked body of exactly the right size can still be read to
     # its end (werkzeug raises when a read reaches the cap) and a longer one is seen as such.
-    request.max_content_length = grant.size + 1
+    request.max_content_length = limit + 1
     content_type = request.mimetype or "application/octet-stream"
     try:
         if grant.upload_id is not None:
             if grant.part is None:
                 return _error(403, "forbidden", "multipart URL without part number")
-            etag = store.put_part(grant.key, grant.upload_id, grant.part, request.stream, size=grant.size)
+            etag = store.put_part(grant.key, grant.upload_id, grant.part, request.stream, size=limit)
         else:
-            etag = store.signed_put(grant.key, request.stream, size=grant.size, content_type=content_type).etag
+            etag = store.signed_put(grant.key, request.stream, size=grant.size, max_size=grant.max_size,
+                                    content_type=content_type).etag
     except ObjectNotFound:
         return _error(404, "not_found", "no such upload (completed, aborted or expired)")
     except ValueError as exc:

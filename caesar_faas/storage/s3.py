@@ -234,13 +234,16 @@ class S3Storage(Storage):
             params["ResponseContentDisposition"] = content_disposition(filename)
         return self._presigner.generate_presigned_url("get_object", Params=params, ExpiresIn=expires)
 
-    def presign_put(self, key: str, *, size: int, expires: int = 3600) -> str:
-        if size < 0:
-            raise ValueError("size must be >= 0")
-        # ContentLength becomes a signed header: S3 refuses a body of any other size.
-        return self._presigner.generate_presigned_url(
-            "put_object", Params={"Bucket": self.bucket, "Key": self._k(key), "ContentLength": size},
-            ExpiresIn=expires)
+    def presign_put(self, key: str, *, size: int | None = None, expires: int = 3600) -> str:
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": self._k(key)}
+        if size is not None:
+            if size < 0:
+                raise ValueError("size must be >= 0")
+            # ContentLength becomes a signed header: S3 refuses a body of any other size.
+            params["ContentLength"] = size
+        # Without a size only `host` is signed: any body up to S3's single-PUT limit
+        # (MAX_UNSIZED_PUT), which S3 itself enforces.
+        return self._presigner.generate_presigned_url("put_object", Params=params, ExpiresIn=expires)
 
     def create_multipart(self, key: str, *, size: int, part_size: int, expires: int = 3600) -> MultipartUpload:
         full = self._k(key)

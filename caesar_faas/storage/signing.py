@@ -1,8 +1,8 @@
 """HMAC-SHA256 signed URLs for the file:// storage: the local stand-in for S3 presigned URLs.
 
 A signature covers everything that decides what the URL may do: the HTTP method, the object key,
-the exact size of a PUT, the upload id and part number of a multipart part, the download file name
-and the expiry. Changing any of them (or replaying the URL for another key) breaks the signature.
+the exact size of a PUT (or, for a PUT signed without a size, the most it may carry), the upload id
+and part number of a multipart part, the download file name and the expiry. Changing any of them (or replaying the URL for another key) breaks the signature.
 The key comes from Settings.signing_key, else from <CAESAR_HOME>/signing.key, created once with
 mode 0600 so URLs stay valid across restarts and across processes sharing the same home.
 """
@@ -39,11 +39,16 @@ class Grant:
     upload_id: str | None = None  # multipart part PUT
     part: int | None = None
     filename: str | None = None  # GET: Content-Disposition file name
+    max_size: int | None = None  # PUT signed without a size: the largest body allowed
 
     def message(self) -> bytes:
         # JSON of a fixed-order list: unambiguous whatever characters the fields hold.
-        fields = [self.method.upper(), self.key, self.expires, self.size, self.upload_id, self.part,
-                  self.filename]
+        fields: list[object] = [self.method.upper(), self.key, self.expires, self.size, self.upload_id,
+                                self.part, self.filename]
+        if self.max_size is not None:
+            # Appended only when set: URLs signed before the field existed keep their signature,
+            # and the longer list can never equal a shorter one.
+            fields.append(self.max_size)
         return json.dumps(fields, separators=(",", ":"), ensure_ascii=True).encode()
 
     def query(self) -> dict[str, str]:
@@ -57,6 +62,8 @@ class Grant:
             out["part"] = str(self.part)
         if self.filename is not None:
             out["filename"] = self.filename
+        if self.max_size is not None:
+            out["max_size"] = str(self.max_size)
         return out
 
 
@@ -121,6 +128,7 @@ class Signer:
                 upload_id=query.get("upload_id"),
                 part=_opt_int(query.get("part")),
                 filename=query.get("filename"),
+                max_size=_opt_int(query.get("max_size")),
             )
             sig = query["sig"]
         except (KeyError, ValueError) as exc:
