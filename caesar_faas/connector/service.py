@@ -102,4 +102,6 @@ class Connector:
         tasks = [asyncio.create_task(self.consume(js, b)) for b in self.bindings]
         await self.stopping.wait()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await nc.drain()
+        # Every delivery has finished (acked or nak'ed) once the tasks return; drain() would
+        # only wait for the idle pull requests to expire.
+        await nc.close()

@@ -24,9 +24,11 @@ def _parse_field(text: str, low: int, high: int, name: str) -> frozenset[int]:
             start = end = int(base)
             if step_text:
                 end = high
-        if name == "weekday" and end == 7:
-            end = 6 if start <= 6 else 0
+        if name == "weekday" and end == 7:  # cron allows 7 for Sunday (= 0)
             values.add(0)
+            if start == 7:
+                continue
+            end = 6
         if not (low <= start <= high and low <= end <= high and start <= end):
             raise ValueError(f"cron {name}: {part!r} outside {low}-{high}")
         values.update(range(start, end + 1, step))
