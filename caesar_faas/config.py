@@ -28,7 +28,8 @@ def read_secret(name: str, env: str) -> str | None:
     return value or None
 
 
-def _int(env: str, default: int) -> int:
+def env_int(env: str, default: int) -> int:
+    """An integer setting from the environment (blank = default); a clear error otherwise."""
     raw = os.environ.get(env, "").strip()
     if not raw:
         return default
@@ -38,7 +39,7 @@ def _int(env: str, default: int) -> int:
         raise ValueError(f"{env} must be an integer, got {raw!r}") from exc
 
 
-def _str(env: str, default: str) -> str:
+def env_str(env: str, default: str) -> str:
     return os.environ.get(env, "").strip() or default
 
 
@@ -95,45 +96,45 @@ class Settings:
 
 def load_settings() -> Settings:
     """Read the environment now (functions call this per request: env may change in tests)."""
-    home = Path(_str("CAESAR_HOME", "./var")).resolve()
-    http_host = _str("CAESAR_HTTP_HOST", "127.0.0.1")
-    http_port = _int("CAESAR_HTTP_PORT", 8080)
-    nats_port = _int("CAESAR_NATS_PORT", 4222)
-    gateway_url = _str("CAESAR_GATEWAY_URL", f"http://{http_host}:{http_port}")
-    auth_mode = _str("CAESAR_AUTH", "jwt").lower()
+    home = Path(env_str("CAESAR_HOME", "./var")).resolve()
+    http_host = env_str("CAESAR_HTTP_HOST", "127.0.0.1")
+    http_port = env_int("CAESAR_HTTP_PORT", 8080)
+    nats_port = env_int("CAESAR_NATS_PORT", 4222)
+    gateway_url = env_str("CAESAR_GATEWAY_URL", f"http://{http_host}:{http_port}")
+    auth_mode = env_str("CAESAR_AUTH", "jwt").lower()
     if auth_mode not in ("jwt", "off"):
         raise ValueError(f"CAESAR_AUTH must be 'jwt' or 'off', got {auth_mode!r}")
     return Settings(
         home=home,
-        storage_url=_str("CAESAR_STORAGE_URL", f"file://{home / 'objects'}"),
+        storage_url=env_str("CAESAR_STORAGE_URL", f"file://{home / 'objects'}"),
         # A MongoDB URL carries a password: in a cluster it comes from a secret file.
         db_url=read_secret("caesar-db-url", "CAESAR_DB_URL") or f"sqlite:///{home / 'caesar.db'}",
-        nats_url=_str("CAESAR_NATS_URL", f"nats://127.0.0.1:{nats_port}"),
-        job_backend=_str("CAESAR_JOB_BACKEND", "local"),
+        nats_url=env_str("CAESAR_NATS_URL", f"nats://127.0.0.1:{nats_port}"),
+        job_backend=env_str("CAESAR_JOB_BACKEND", "local"),
         http_host=http_host,
         http_port=http_port,
         nats_port=nats_port,
         gateway_url=gateway_url,
         auth_mode=auth_mode,
         jwt_secret=read_secret("caesar-jwt-secret", "CAESAR_JWT_SECRET"),
-        jwks_url=_str("CAESAR_JWKS_URL", "") or None,
-        jwt_audience=_str("CAESAR_JWT_AUDIENCE", "") or None,
-        jwt_issuer=_str("CAESAR_JWT_ISSUER", "") or None,
-        roles_claim=_str("CAESAR_JWT_ROLES_CLAIM", "roles"),
-        max_inline_upload=_int("CAESAR_MAX_INLINE_UPLOAD", 256 * MIB),
-        part_size=_int("CAESAR_PART_SIZE", 64 * MIB),
-        upload_ttl=_int("CAESAR_UPLOAD_TTL", 24 * 3600),
-        default_job_timeout=_int("CAESAR_DEFAULT_JOB_TIMEOUT", 3600),
-        max_job_timeout=_int("CAESAR_MAX_JOB_TIMEOUT", 24 * 3600),
-        result_lifetime=_int("CAESAR_RESULT_LIFETIME", 7 * 24 * 3600),
-        redispatch_after=_int("CAESAR_REDISPATCH_AFTER", 60),
-        local_max_jobs=_int("CAESAR_LOCAL_MAX_JOBS", 2),
-        monitor_schedule=_str("CAESAR_MONITOR_SCHEDULE", "* * * * *"),
+        jwks_url=env_str("CAESAR_JWKS_URL", "") or None,
+        jwt_audience=env_str("CAESAR_JWT_AUDIENCE", "") or None,
+        jwt_issuer=env_str("CAESAR_JWT_ISSUER", "") or None,
+        roles_claim=env_str("CAESAR_JWT_ROLES_CLAIM", "roles"),
+        max_inline_upload=env_int("CAESAR_MAX_INLINE_UPLOAD", 256 * MIB),
+        part_size=env_int("CAESAR_PART_SIZE", 64 * MIB),
+        upload_ttl=env_int("CAESAR_UPLOAD_TTL", 24 * 3600),
+        default_job_timeout=env_int("CAESAR_DEFAULT_JOB_TIMEOUT", 3600),
+        max_job_timeout=env_int("CAESAR_MAX_JOB_TIMEOUT", 24 * 3600),
+        result_lifetime=env_int("CAESAR_RESULT_LIFETIME", 7 * 24 * 3600),
+        redispatch_after=env_int("CAESAR_REDISPATCH_AFTER", 60),
+        local_max_jobs=env_int("CAESAR_LOCAL_MAX_JOBS", 2),
+        monitor_schedule=env_str("CAESAR_MONITOR_SCHEDULE", "* * * * *"),
         signing_key=read_secret("caesar-signing-key", "CAESAR_SIGNING_KEY"),
-        k8s_namespace=_str("CAESAR_K8S_NAMESPACE", "caesar-jobs"),
-        quota_bytes=_int("CAESAR_QUOTA_BYTES", 50 * 1024 * MIB),
-        quota_files=_int("CAESAR_QUOTA_FILES", 1000),
-        quota_queued_jobs=_int("CAESAR_QUOTA_QUEUED_JOBS", 50),
-        quota_running_jobs=_int("CAESAR_QUOTA_RUNNING_JOBS", 2),
-        public_url=_str("CAESAR_PUBLIC_URL", gateway_url),
+        k8s_namespace=env_str("CAESAR_K8S_NAMESPACE", "caesar-jobs"),
+        quota_bytes=env_int("CAESAR_QUOTA_BYTES", 50 * 1024 * MIB),
+        quota_files=env_int("CAESAR_QUOTA_FILES", 1000),
+        quota_queued_jobs=env_int("CAESAR_QUOTA_QUEUED_JOBS", 50),
+        quota_running_jobs=env_int("CAESAR_QUOTA_RUNNING_JOBS", 2),
+        public_url=env_str("CAESAR_PUBLIC_URL", gateway_url),
     )

@@ -23,15 +23,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-
-def _int(env: str, default: int) -> int:
-    raw = os.environ.get(env, "").strip()
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ValueError(f"{env} must be an integer, got {raw!r}") from exc
+from ..config import env_int as _int
 
 
 def _str(env: str, default: str | None) -> str | None:
