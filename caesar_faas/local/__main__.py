@@ -45,6 +45,8 @@ def _wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 30
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc.poll() is not None and proc.returncode in (-signal.SIGTERM, -signal.SIGKILL):
+            sys.exit(0)  # stopped by a signal while starting
         if proc.poll() is not None:
             sys.exit(f"{what} exited with code {proc.returncode} while starting (port {port} busy?)")
         with socket.socket() as sock:
@@ -84,6 +86,8 @@ class Supervisor:
         deadline = time.monotonic() + timeout
         url = f"http://127.0.0.1:{self.settings.http_port}/healthz"
         while time.monotonic() < deadline:
+            if self.stopping:  # SIGTERM while starting: stop() has run, nothing to wait for
+                return
             try:
                 if requests.get(url, timeout=2).status_code == 200:
                     return
@@ -152,6 +156,8 @@ def main() -> None:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     sup.start(env)
+    if sup.stopping:
+        sys.exit(0)
     print(banner(load_settings()), flush=True)
     code = sup.watch()
     print("caesar: stopped", flush=True)
