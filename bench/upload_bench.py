@@ -94,14 +94,6 @@ def make_fits(path: Path, size: int) -> str:
     return digest.hexdigest()
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class InlineBody:
     """multipart/form-data with one file field, streamed from disk (never the whole body in memory)."""
 

@@ -68,7 +68,6 @@ class Settings:
     result_lifetime: int
     redispatch_after: int
     local_max_jobs: int
-    monitor_schedule: str
     signing_key: str | None = field(repr=False)
     k8s_namespace: str
     quota_bytes: int
@@ -129,7 +128,6 @@ def load_settings() -> Settings:
         result_lifetime=env_int("CAESAR_RESULT_LIFETIME", 7 * 24 * 3600),
         redispatch_after=env_int("CAESAR_REDISPATCH_AFTER", 60),
         local_max_jobs=env_int("CAESAR_LOCAL_MAX_JOBS", 2),
-        monitor_schedule=env_str("CAESAR_MONITOR_SCHEDULE", "* * * * *"),
         signing_key=read_secret("caesar-signing-key", "CAESAR_SIGNING_KEY"),
         k8s_namespace=env_str("CAESAR_K8S_NAMESPACE", "caesar-jobs"),
         quota_bytes=env_int("CAESAR_QUOTA_BYTES", 50 * 1024 * MIB),

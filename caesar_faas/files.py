@@ -14,7 +14,7 @@ from .access import fetch_owned, owner_filter
 from .errors import BadRequest, Conflict
 from .events.subjects import FILES_CREATED, FILES_DELETED
 from .fits_check import FitsInfo, check_name, inspect_file
-from .ids import iso, new_id, now
+from .ids import iso_epoch, new_id, now
 from .multipart import UploadedFile
 
 MB = 1024 * 1024
@@ -44,7 +44,7 @@ def public_view(rec: dict[str, Any]) -> dict[str, Any]:
         "format": rec.get("format"),
         "size": round((rec.get("size") or 0) / MB, 6),
         "bytes": rec.get("size"),
-        "date": iso(_dt(rec["created"])),
+        "date": iso_epoch(rec["created"]),
         "tag": rec.get("tag"),
         "status": human,
         "state": state,
@@ -52,12 +52,6 @@ def public_view(rec: dict[str, Any]) -> dict[str, Any]:
         "shape": rec.get("shape"),
         "owner": rec.get("owner"),
     }
-
-
-def _dt(epoch: float) -> Any:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(epoch, UTC)
 
 
 def store_upload(svc: Any, owner: str, upload: UploadedFile, tag: Any) -> dict[str, Any]:

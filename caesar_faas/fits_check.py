@@ -6,7 +6,6 @@ Used for inline uploads (a spooled local file) and for objects registered from s
 
 from __future__ import annotations
 
-import gzip
 import math
 import re
 import zlib
@@ -152,15 +151,4 @@ def inspect_file(filename: str, path: str) -> FitsInfo:
         return inspect_chunks(filename, iter(lambda: fh.read(1024 * 1024), b""), size, whole=True)
 
 
-def read_header(path: str) -> fits.Header:
-    """The primary header of a local FITS or FITS.gz file (for the runner's checks)."""
-    with open(path, "rb") as fh:
-        magic = fh.read(2)
-    opener = gzip.open if magic == GZIP_MAGIC else open
-    with opener(path, "rb") as fh:
-        head = fh.read(HEADER_PROBE)
-    header, _ = parse_header(bytes(head))
-    return header
-
-
-__all__ = ["FitsInfo", "check_name", "inspect_chunks", "inspect_file", "read_header"]
+__all__ = ["FitsInfo", "check_name", "inspect_chunks", "inspect_file"]

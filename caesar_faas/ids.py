@@ -28,5 +28,10 @@ def iso(ts: datetime | None = None) -> str:
     return (ts or now()).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def iso_epoch(ts: float | None) -> str | None:
+    """iso() of epoch seconds; None stays None."""
+    return None if ts is None else iso(datetime.fromtimestamp(ts, UTC))
+
+
 def epoch() -> float:
     return now().timestamp()

@@ -5,12 +5,9 @@ they must not be callable by users through the gateway, so they require the `sys
 
 from __future__ import annotations
 
-import time
-
-import jwt
-
 from .config import Settings, read_secret
 from .errors import Forbidden
+from .tokens import mint_token
 
 SYSTEM_ROLE = "system"
 SYSTEM_SUBJECT = "caesar-system"
@@ -24,14 +21,8 @@ def service_token(settings: Settings, ttl: int = 300) -> str | None:
         return given
     if settings.auth_mode == "off" or not settings.jwt_secret:
         return None
-    now = int(time.time())
-    claims: dict[str, object] = {"sub": SYSTEM_SUBJECT, "iat": now, "exp": now + ttl,
-                                 settings.roles_claim: [SYSTEM_ROLE]}
-    if settings.jwt_audience:
-        claims["aud"] = settings.jwt_audience
-    if settings.jwt_issuer:
-        claims["iss"] = settings.jwt_issuer
-    return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
+    return mint_token(settings.jwt_secret, SYSTEM_SUBJECT, [SYSTEM_ROLE], ttl, audience=settings.jwt_audience,
+                      issuer=settings.jwt_issuer, roles_claim=settings.roles_claim)
 
 
 def auth_headers(settings: Settings) -> dict[str, str]:

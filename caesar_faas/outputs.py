@@ -9,24 +9,9 @@ from .access import fetch_owned
 from .errors import NotFound
 from .jobs.states import SUCCESS, TERMINAL
 from .runner.contract import output_prefix
+from .runner.manifest import media_type
 from .storage.base import ObjectNotFound
 from .tarstream import tar_gz
-
-MEDIA_TYPES = {
-    ".csv": "text/csv",
-    ".vot": "application/x-votable+xml",
-    ".json": "application/json",
-    ".reg": "text/plain",
-    ".png": "image/png",
-    ".log": "text/plain",
-}
-
-
-def media_type(name: str) -> str:
-    for suffix, kind in MEDIA_TYPES.items():
-        if name.endswith(suffix):
-            return kind
-    return "application/octet-stream"
 
 
 def finished_job(store: Any, owner: str, is_admin: bool, job_id: str) -> dict[str, Any]:

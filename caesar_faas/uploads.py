@@ -18,7 +18,7 @@ from .errors import ApiError, BadRequest, Conflict
 from .events.subjects import STORAGE_EVENTS
 from .files import announce, clean_tag, file_key, public_view
 from .fits_check import HEADER_PROBE, check_name, inspect_chunks
-from .ids import epoch, is_id, iso, new_id
+from .ids import epoch, is_id, iso_epoch, new_id
 from .runtime import storage_event_id
 from .storage.base import MIN_PART_SIZE, ObjectNotFound
 
@@ -88,12 +88,6 @@ def create(svc: Any, who: Any, body: dict[str, Any]) -> dict[str, Any]:
         raise
     return {**public_view(record), "expires": iso_epoch(expires), "single": single, "multipart": multipart,
             "complete_url": f"/function/upload/{file_id}/complete"}
-
-
-def iso_epoch(ts: float) -> str:
-    from datetime import UTC, datetime
-
-    return iso(datetime.fromtimestamp(ts, UTC))
 
 
 def _parts(body: dict[str, Any]) -> list[tuple[int, str]]:

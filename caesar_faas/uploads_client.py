@@ -9,7 +9,6 @@ presigned URLs), since both answer a part PUT with an ETag header.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import threading
@@ -20,6 +19,8 @@ from typing import Any, TextIO
 from urllib.parse import urljoin
 
 import requests
+
+from .checksums import file_sha256
 
 READ_BLOCK = 1024 * 1024
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
@@ -111,14 +112,6 @@ class Progress:
                 self._draw(time.monotonic())
                 self.out.write("\n")
                 self.out.flush()
-
-
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(READ_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _answer_body(answer: requests.Response) -> Any:

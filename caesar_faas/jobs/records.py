@@ -11,10 +11,9 @@ Record fields (epoch seconds for times):
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
-from ..ids import epoch, iso
+from ..ids import epoch, iso_epoch
 from ..store.base import Record
 from .states import PENDING, TERMINAL
 
@@ -52,12 +51,6 @@ def new_job(*, job_id: str, owner: str, app: str, tag: str, options: dict[str, A
     }
 
 
-def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return iso(datetime.fromtimestamp(ts, UTC))
-
-
 def elapsed_time(job: Record, now: float) -> float | None:
     """Seconds the job has run: final value once finished, live while it runs."""
     if job.get("elapsed") is not None:
@@ -76,7 +69,7 @@ def public_view(job: Record, now: float | None = None) -> dict[str, Any]:
     return {
         "job_id": job["id"],
         "owner": job["owner"],
-        "submit_date": _iso(job.get("created")),
+        "submit_date": iso_epoch(job.get("created")),
         "app": job.get("app"),
         "job_inputs": job.get("job_inputs", {}),
         "data_inputs": (job.get("input") or {}).get("file_id"),
@@ -86,10 +79,10 @@ def public_view(job: Record, now: float | None = None) -> dict[str, Any]:
         "exit_status": job.get("exit_status"),
         "elapsed_time": elapsed_time(job, current),
         "progress": job.get("progress", 0),
-        "started": _iso(job.get("started")),
-        "finished": _iso(job.get("finished")),
+        "started": iso_epoch(job.get("started")),
+        "finished": iso_epoch(job.get("finished")),
         "error_class": job.get("error_class"),
         "timeout": job.get("timeout"),
         "products": list(job.get("products") or []),
-        "expires": _iso(job.get("expires")),
+        "expires": iso_epoch(job.get("expires")),
     }

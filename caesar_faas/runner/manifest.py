@@ -3,12 +3,11 @@ client can verify each download."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
-from ..storage.base import CHUNK
+from ..checksums import file_sha256
 from .contract import MANIFEST as MANIFEST  # the name is part of the runner contract
 
 MEDIA_TYPES = {
@@ -25,16 +24,8 @@ def media_type(name: str) -> str:
     return MEDIA_TYPES.get(Path(name).suffix.lower(), "application/octet-stream")
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def manifest_entry(path: Path) -> dict[str, Any]:
-    return {"name": path.name, "size": path.stat().st_size, "sha256": sha256_of(path),
+    return {"name": path.name, "size": path.stat().st_size, "sha256": file_sha256(path),
             "media_type": media_type(path.name)}
 
 
