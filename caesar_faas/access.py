@@ -10,7 +10,7 @@ from .ids import is_id
 
 def fetch_owned(store: Any, collection: str, record_id: str, owner: str, is_admin: bool,
                 what: str) -> dict[str, Any]:
-    record = store.get(collection, record_id) if is_id(record_id) else None
+    record = store.get(collection, record_id) if isinstance(record_id, str) and is_id(record_id) else None
     if record is None or (record.get("owner") != owner and not is_admin):
         raise NotFound(f"{what} {record_id} not found", code=f"{what}_not_found")
     return record

@@ -5,17 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from .access import fetch_owned
 from .errors import NotFound
 from .jobs.states import SUCCESS, TERMINAL
 from .runner.contract import output_prefix
 from .runner.manifest import media_type
 from .storage.base import ObjectNotFound
 from .tarstream import tar_gz
-
-
-def finished_job(store: Any, owner: str, is_admin: bool, job_id: str) -> dict[str, Any]:
-    return fetch_owned(store, "jobs", job_id, owner, is_admin, "job")
 
 
 def is_finished(job: dict[str, Any]) -> bool:

@@ -6,10 +6,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from ..access import fetch_owned
 from ..config import Settings, load_settings
-from ..errors import BadRequest, Conflict, NotFound
+from ..errors import BadRequest, Conflict
 from ..events.subjects import JOBS_CANCEL
-from ..ids import epoch, is_id
+from ..ids import epoch
 from ..store.base import Record, Store
 from .records import COLLECTION, public_view
 from .states import ABORTED, ALL, is_terminal
@@ -24,10 +25,7 @@ ABORTED_STATUS = "Aborted by the user"
 
 def load_job(store: Store, owner: str, job_id: str, *, admin: bool = False) -> Record:
     """The job when the caller may see it, else NotFound with one text for missing and foreign."""
-    job = store.get(COLLECTION, job_id) if isinstance(job_id, str) and is_id(job_id) else None
-    if job is None or (not admin and job.get("owner") != owner):
-        raise NotFound(f"job {job_id!r} not found")
-    return job
+    return fetch_owned(store, COLLECTION, job_id, owner, admin, "job")
 
 
 def get_status(store: Store, owner: str, job_id: str, *, admin: bool = False) -> dict[str, Any]:

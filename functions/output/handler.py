@@ -3,15 +3,17 @@
 
 try:  # OpenFaaS image: the shared package is copied next to this file (function.caesar_faas)
     from .caesar_faas import downloads, http, outputs
+    from .caesar_faas.jobs.control import load_job
 except ImportError:  # local gateway and tests: the package is importable from the repo root
     from caesar_faas import downloads, http, outputs
+    from caesar_faas.jobs.control import load_job
 
 
 @http.authenticated("GET")
 def handle(req: http.Request, svc, who):
     if not 1 <= len(req.parts) <= 2:
         raise http.not_found("route")
-    job = outputs.finished_job(svc.store, who.owner, who.is_admin, req.parts[0])
+    job = load_job(svc.store, who.owner, req.parts[0], admin=who.is_admin)
     if not outputs.is_finished(job):
         return http.respond(202, outputs.not_ready_view(job))
     if len(req.parts) == 1:
