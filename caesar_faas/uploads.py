@@ -14,19 +14,28 @@ import re
 from typing import Any
 
 from .access import fetch_owned
+from .checksums import CRC32_B64
 from .errors import ApiError, BadRequest, Conflict
 from .events.subjects import STORAGE_EVENTS
 from .files import announce, clean_tag, file_key, public_view
 from .fits_check import HEADER_PROBE, check_name, inspect_chunks
 from .ids import epoch, is_id, iso_epoch, new_id
 from .runtime import storage_event_id
-from .storage.base import MIN_PART_SIZE, ObjectNotFound
+from .storage.base import CRC32_HEADER, MAX_PARTS, MIN_PART_SIZE, ObjectNotFound, checksum_headers, plan_parts
 
 log = logging.getLogger("caesar.uploads")
 
 MAX_UPLOAD = 5 * 1024**4  # S3's object size limit
+MAX_PART_SIZE = 5 * 1024**3  # S3's part size limit
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _KEY = re.compile(r"^files/([A-Za-z0-9._@-]{1,128})/([0-9a-f-]{36})$")
+
+
+def limits(settings: Any) -> dict[str, Any]:
+    """What a client needs to plan an upload before creating it (part CRCs depend on the part size)."""
+    return {"part_size": settings.part_size, "min_part_size": MIN_PART_SIZE, "max_part_size": MAX_PART_SIZE,
+            "max_parts": MAX_PARTS, "max_size": MAX_UPLOAD, "max_inline_upload": settings.max_inline_upload,
+            "upload_ttl": settings.upload_ttl, "checksum_header": CRC32_HEADER}
 
 
 def _int_field(body: dict[str, Any], name: str) -> int:
@@ -36,11 +45,33 @@ def _int_field(body: dict[str, Any], name: str) -> int:
     return value
 
 
+def _sha256_field(body: dict[str, Any]) -> str | None:
+    sha256 = body.get("sha256")
+    if sha256 is not None and (not isinstance(sha256, str) or not _SHA256.match(sha256)):
+        raise BadRequest("sha256 must be 64 lower-case hex digits", code="invalid_field", field="sha256")
+    return sha256
+
+
+def _crc32_field(body: dict[str, Any], size: int, part_size: int) -> list[str] | None:
+    """part_crc32: one CRC32 per part of the plan (S3 encoding), or None."""
+    values = body.get("part_crc32")
+    if values is None:
+        return None
+    count = 1 if size <= part_size else len(plan_parts(size, part_size))
+    if (not isinstance(values, list) or not all(isinstance(v, str) and CRC32_B64.match(v) for v in values)):
+        raise BadRequest("part_crc32 must be a list of CRC32 values, base64 of 4 bytes each (as S3's "
+                         "x-amz-checksum-crc32)", code="invalid_field", field="part_crc32")
+    if len(values) != count:
+        raise BadRequest(f"part_crc32 has {len(values)} values; {size} bytes in parts of {part_size} make "
+                         f"{count} part(s)", code="invalid_field", field="part_crc32")
+    return values
+
+
 def create(svc: Any, who: Any, body: dict[str, Any]) -> dict[str, Any]:
     """A pending file record and where to send its bytes."""
     from .quotas import check_upload
 
-    unknown = set(body) - {"filename", "size", "sha256", "tag", "part_size"}
+    unknown = set(body) - {"filename", "size", "sha256", "tag", "part_size", "part_crc32"}
     if unknown:
         raise BadRequest(f"unknown field(s): {', '.join(sorted(unknown))}", code="invalid_field")
     filename = body.get("filename")
@@ -50,16 +81,15 @@ def create(svc: Any, who: Any, body: dict[str, Any]) -> dict[str, Any]:
     size = _int_field(body, "size")
     if not 0 < size <= MAX_UPLOAD:
         raise BadRequest(f"size must be between 1 and {MAX_UPLOAD}", code="invalid_field", field="size")
-    sha256 = body.get("sha256")
-    if sha256 is not None and (not isinstance(sha256, str) or not _SHA256.match(sha256)):
-        raise BadRequest("sha256 must be 64 lower-case hex digits", code="invalid_field", field="sha256")
+    sha256 = _sha256_field(body)
     tag = clean_tag(body.get("tag"))
     part_size = svc.settings.part_size
     if "part_size" in body:
         part_size = _int_field(body, "part_size")
-        if not MIN_PART_SIZE <= part_size <= 5 * 1024**3:
+        if not MIN_PART_SIZE <= part_size <= MAX_PART_SIZE:
             raise BadRequest(f"part_size must be between {MIN_PART_SIZE} and 5 GiB", code="invalid_field",
                              field="part_size")
+    crc32s = _crc32_field(body, size, part_size)
     check_upload(svc.store, who.owner, size, svc.settings)
 
     settings = svc.settings
@@ -70,16 +100,21 @@ def create(svc: Any, who: Any, body: dict[str, Any]) -> dict[str, Any]:
     single = multipart = None
     upload_id = None
     if size <= part_size:
-        single = {"url": svc.storage.presign_put(key, size=size, expires=settings.upload_ttl), "method": "PUT"}
+        crc32 = crc32s[0] if crc32s else None
+        single = {"url": svc.storage.presign_put(key, size=size, expires=settings.upload_ttl, crc32=crc32),
+                  "method": "PUT", "headers": checksum_headers(crc32)}
     else:
-        mp = svc.storage.create_multipart(key, size=size, part_size=part_size, expires=settings.upload_ttl)
+        mp = svc.storage.create_multipart(key, size=size, part_size=part_size, expires=settings.upload_ttl,
+                                          crc32s=crc32s)
         upload_id = mp.upload_id
         multipart = {"upload_id": mp.upload_id, "part_size": mp.part_size,
-                     "parts": [{"number": p.number, "url": p.url, "offset": p.offset, "size": p.size}
-                               for p in mp.parts]}
+                     "parts": [{"number": p.number, "url": p.url, "offset": p.offset, "size": p.size,
+                                "headers": p.headers} for p in mp.parts]}
+    # part_crc32 stays on the record until completion: S3 wants the part CRCs again then.
     record = {"id": file_id, "owner": who.owner, "created": now, "status": "pending", "filename_orig": filename,
               "format": fmt, "size": size, "sha256": sha256, "shape": None, "tag": tag, "key": key,
-              "upload_id": upload_id, "expires": expires, "announced": False}
+              "upload_id": upload_id, "part_crc32": crc32s if upload_id else None, "expires": expires,
+              "announced": False}
     try:
         svc.store.insert("files", record)
     except Exception:
@@ -110,9 +145,17 @@ def complete(svc: Any, who: Any, file_id: str, body: dict[str, Any]) -> dict[str
     record = fetch_owned(svc.store, "files", file_id, who.owner, who.is_admin, "file")
     if record.get("status") != "pending":
         return public_view(record)  # completing twice is harmless
+    # The client may hash the file while its parts travel and send the sha256 only now.
+    sha256 = _sha256_field(body)
+    if sha256 and record.get("sha256") not in (None, sha256):
+        raise BadRequest("sha256 differs from the one given when the upload was created",
+                         code="sha256_mismatch", field="sha256")
+    if sha256 and not record.get("sha256"):
+        record = svc.store.update("files", file_id, {"sha256": sha256}, expect={"status": "pending"}) or record
     if record.get("upload_id"):
-        info = svc.storage.complete_multipart(record["key"], record["upload_id"], _parts(body))
-        svc.store.update("files", file_id, {"upload_id": None}, expect={"status": "pending"})
+        info = svc.storage.complete_multipart(record["key"], record["upload_id"], _parts(body),
+                                              crc32s=record.get("part_crc32"))
+        svc.store.update("files", file_id, {"upload_id": None, "part_crc32": None}, expect={"status": "pending"})
     else:
         try:
             info = svc.storage.stat(record["key"])

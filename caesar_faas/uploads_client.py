@@ -5,6 +5,12 @@ tell the gateway the upload is complete.
 The file is streamed from disk part by part: memory use does not grow with the file size.
 Works the same against file:// (the gateway's signed /storage URLs) and s3:// (S3/MinIO
 presigned URLs), since both answer a part PUT with an ETag header.
+
+Integrity: a first quick pass computes each part's CRC32, which the gateway signs into the part's
+URL, so the store itself refuses a part that arrives damaged (S3 BadDigest) and S3 completes with
+a composite CRC32, as boto3's own upload_file does. The sha256 of a multipart file is computed on
+another thread while the parts travel and sent with the completion (a single PUT's goes with the
+creation: its storage event may register the file before the completion call).
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ from urllib.parse import urljoin
 
 import requests
 
-from .checksums import file_sha256
+from .checksums import file_part_crc32, file_sha256
+from .storage.base import plan_parts
 
 READ_BLOCK = 1024 * 1024
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
@@ -122,7 +129,7 @@ def _answer_body(answer: requests.Response) -> Any:
 
 
 def _put_section(http: requests.Session, url: str, path: str, offset: int, size: int, retries: int,
-                 progress: Progress, what: str, timeout: float) -> str:
+                 progress: Progress, what: str, timeout: float, headers: dict[str, str] | None = None) -> str:
     """PUT one section, retrying transient failures with backoff; the ETag of the stored bytes."""
     last: UploadError | None = None
     for attempt in range(retries + 1):
@@ -137,7 +144,7 @@ def _put_section(http: requests.Session, url: str, path: str, offset: int, size:
 
         try:
             with FileSection(path, offset, size, counted) as body:
-                answer = http.put(url, data=body, timeout=timeout)
+                answer = http.put(url, data=body, headers=headers, timeout=timeout)
         except (requests.ConnectionError, requests.Timeout) as exc:
             last = UploadError(f"{what}: {exc.__class__.__name__}: {exc}")
         else:
@@ -148,34 +155,71 @@ def _put_section(http: requests.Session, url: str, path: str, offset: int, size:
                 return etag
             last = UploadError(f"{what}: HTTP {answer.status_code}", answer.status_code, _answer_body(answer))
             if answer.status_code not in RETRY_STATUSES:
-                raise last  # 400/403/404: sending the same bytes again cannot help
+                raise last  # 400/403/404 (BadDigest: the file changed): the same bytes cannot help
         progress.undo(sent)
     assert last is not None
     raise last
 
 
+class _Sha256InBackground:
+    """file_sha256 on a daemon thread (hashlib releases the GIL, so it overlaps the part PUTs)."""
+
+    def __init__(self, path: str) -> None:
+        self._result: str | BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(path,), name="sha256", daemon=True)
+        self._thread.start()
+
+    def _run(self, path: str) -> None:
+        try:
+            self._result = file_sha256(path)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller of result()
+            self._result = exc
+
+    def result(self) -> str:
+        self._thread.join()
+        if isinstance(self._result, BaseException):
+            raise self._result
+        assert self._result is not None
+        return self._result
+
+
 def upload_large(gateway_url: str, token: str | None, path: str, tag: str | None = None,
                  part_size: int | None = None, retries: int = 3, progress: bool = True, *,
                  filename: str | None = None, workers: int = 4, timeout: float = 600.0,
-                 session: requests.Session | None = None) -> dict[str, Any]:
+                 session: requests.Session | None = None, checksums: bool = True) -> dict[str, Any]:
     """Upload the file at `path` through the presigned flow and return the completion answer
     (the file record: `uuid`, `state`...; registration then follows the storage event).
 
-    part_size: asks the gateway for this part size (it may refuse or adjust it); None lets the
-    gateway choose. retries: further attempts per part after a transient failure (connection
-    errors, 408, 429, 5xx). workers: parts sent in parallel.
+    part_size: the part size asked of the gateway (its configured one when None: the part CRCs
+    depend on it, so the client asks GET /function/upload first). retries: further
+    attempts per part after a transient failure (connection errors, 408, 429, 5xx). workers: parts
+    sent in parallel. checksums: bind each part to its CRC32 and send the file's sha256 (False
+    skips both reads of the file that are not the upload itself).
     """
     size = os.path.getsize(path)
     name = filename or os.path.basename(path)
     http = session or requests.Session()
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     base = gateway_url.rstrip("/") + "/"
+    if part_size is None:
+        answer = http.get(urljoin(base, "function/upload"), headers=headers, timeout=60)
+        if not answer.ok:
+            raise UploadError(f"reading the upload limits failed: HTTP {answer.status_code}", answer.status_code,
+                              _answer_body(answer))
+        part_size = int(answer.json()["part_size"])
 
-    request: dict[str, Any] = {"filename": name, "size": size, "sha256": file_sha256(path)}
+    request: dict[str, Any] = {"filename": name, "size": size, "part_size": part_size}
     if tag is not None:
         request["tag"] = tag
-    if part_size is not None:
-        request["part_size"] = part_size
+    sha256 = None
+    if checksums:
+        sections = [(0, size)] if size <= part_size else [(o, n) for _, o, n in plan_parts(size, part_size)]
+        request["part_crc32"] = file_part_crc32(path, sections)
+        if len(sections) == 1:
+            # A single PUT may be registered (on its storage event) before the completion call.
+            request["sha256"] = file_sha256(path)
+        else:
+            sha256 = _Sha256InBackground(path)
     answer = http.post(urljoin(base, "function/upload"), json=request, headers=headers, timeout=60)
     if answer.status_code not in (200, 201):
         raise UploadError(f"creating the upload failed: HTTP {answer.status_code}", answer.status_code,
@@ -185,7 +229,9 @@ def upload_large(gateway_url: str, token: str | None, path: str, tag: str | None
 
     # Presigned URLs carry their own authorisation: never send the bearer token to storage.
     if plan.get("single"):
-        etag = _put_section(http, plan["single"]["url"], path, 0, size, retries, bar, "upload", timeout)
+        single = plan["single"]
+        etag = _put_section(http, single["url"], path, 0, size, retries, bar, "upload", timeout,
+                            single.get("headers"))
         parts = [{"number": 1, "etag": etag}]
         done_body: dict[str, Any] = {"parts": []}
     elif plan.get("multipart"):
@@ -195,7 +241,7 @@ def upload_large(gateway_url: str, token: str | None, path: str, tag: str | None
 
         def send(part: dict[str, Any]) -> dict[str, Any]:
             etag = _put_section(http, part["url"], path, part["offset"], part["size"], retries, bar,
-                                f"part {part['number']}", timeout)
+                                f"part {part['number']}", timeout, part.get("headers"))
             return {"number": part["number"], "etag": etag}
 
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
@@ -204,6 +250,8 @@ def upload_large(gateway_url: str, token: str | None, path: str, tag: str | None
     else:
         raise UploadError("the gateway answered neither a single URL nor a multipart plan", body=plan)
     bar.finish()
+    if sha256 is not None:
+        done_body["sha256"] = sha256.result()
 
     complete_url = urljoin(base, plan.get("complete_url", f"/function/upload/{plan['uuid']}/complete").lstrip("/"))
     for attempt in range(retries + 1):

@@ -44,13 +44,15 @@ def main() -> int:
     parser.add_argument("--name", help="file name to register (default: the file's own)")
     parser.add_argument("--retries", type=int, default=3, help="extra attempts per part")
     parser.add_argument("--workers", type=int, default=4, help="parts sent in parallel")
+    parser.add_argument("--part-size", type=int, help="bytes per part (default: the gateway's)")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--wait", action="store_true", help="wait until the file is registered")
     parser.add_argument("--wait-timeout", type=float, default=120.0)
     args = parser.parse_args()
     try:
         record = upload_large(args.gateway, args.token, args.path, tag=args.tag, retries=args.retries,
-                              progress=not args.no_progress, filename=args.name, workers=args.workers)
+                              progress=not args.no_progress, filename=args.name, workers=args.workers,
+                              part_size=args.part_size)
     except UploadError as exc:
         print(f"upload failed: {exc}", file=sys.stderr)
         if exc.body:

@@ -10,6 +10,7 @@ import os
 import stat
 import time
 import tracemalloc
+import zlib
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -17,8 +18,9 @@ import pytest
 import requests
 from flask import Flask
 
+from caesar_faas.checksums import crc32_b64
 from caesar_faas.storage import MIN_PART_SIZE, ObjectNotFound
-from caesar_faas.storage.base import MAX_UNSIZED_PUT
+from caesar_faas.storage.base import CRC32_HEADER, MAX_UNSIZED_PUT
 from caesar_faas.storage.local import LocalStorage
 from caesar_faas.storage.local_http import storage_blueprint
 from caesar_faas.storage.notifications import COMPLETE_MULTIPART, PUT, parse_minio_record
@@ -370,6 +372,65 @@ def test_multipart_refusals(local) -> None:
     assert client.put(path_and_query(last.url), data=b"x").status_code == 404
     assert list(storage.list_multipart("")) == [] and events == []
     assert os.listdir(storage.root / ".caesar" / "multipart") == []
+
+
+def crc(data: bytes) -> str:
+    return crc32_b64(zlib.crc32(data))
+
+
+def test_signer_binds_the_crc32() -> None:
+    signer = Signer(b"k" * 32)
+    grant = Grant("PUT", "files/u/f", int(time.time()) + 60, size=10, crc32=crc(b"0123456789"))
+    query = signer.sign(grant)
+    assert signer.verify("PUT", "files/u/f", query) == grant
+    for changes in ({"crc32": crc(b"another body")}, {"max_size": "10"}):
+        with pytest.raises(SignatureError):
+            signer.verify("PUT", "files/u/f", {**query, **changes})
+    with pytest.raises(SignatureError):  # dropping the checksum does not lift it
+        signer.verify("PUT", "files/u/f", {k: v for k, v in query.items() if k != "crc32"})
+
+
+def test_put_bound_to_a_crc32(local) -> None:
+    storage, app, events = local
+    client = app.test_client()
+    data = os.urandom(3000)
+    url = path_and_query(storage.presign_put("files/u/c", size=len(data), crc32=crc(data)))
+    damaged = data[:-1] + bytes([data[-1] ^ 1])
+    # The checksum travels in S3's signed header: without it, or with another value, 403.
+    assert_forbidden(client.put(url, data=data))
+    assert_forbidden(client.put(url, data=data, headers={CRC32_HEADER: crc(damaged)}))
+    # A body with another CRC32 (same size, one bit flipped) is refused and nothing is stored.
+    refused = client.put(url, data=damaged, headers={CRC32_HEADER: crc(data)})
+    assert refused.status_code == 400 and refused.get_json()["error"] == "bad_digest"
+    assert not storage.exists("files/u/c") and events == []
+    assert os.listdir(storage.root / ".caesar" / "tmp") == []
+    good = client.put(url, data=data, headers={CRC32_HEADER: crc(data)})
+    assert good.status_code == 200 and storage.read_bytes("files/u/c") == data and len(events) == 1
+
+
+def test_multipart_parts_bound_to_their_crc32(local) -> None:
+    storage, app, events = local
+    client = app.test_client()
+    data = os.urandom(MIN_PART_SIZE + 100)
+    crcs = [crc(data[:MIN_PART_SIZE]), crc(data[MIN_PART_SIZE:])]
+    upload = storage.create_multipart("files/u/cm", size=len(data), part_size=MIN_PART_SIZE, crc32s=crcs)
+    assert [p.headers for p in upload.parts] == [{CRC32_HEADER: c} for c in crcs]
+    first, second = upload.parts
+    body = data[:MIN_PART_SIZE]
+    ok = client.put(path_and_query(first.url), data=body, headers=first.headers)
+    assert ok.status_code == 200
+    # A damaged retry of part 1 is refused and does not replace the good copy.
+    damaged = b"\0" + body[1:]
+    refused = client.put(path_and_query(first.url), data=damaged, headers=first.headers)
+    assert refused.status_code == 400 and refused.get_json()["error"] == "bad_digest"
+    # Part 2's URL carries part 2's checksum: part 1's header does not fit it.
+    assert_forbidden(client.put(path_and_query(second.url), data=data[MIN_PART_SIZE:], headers=first.headers))
+    last = client.put(path_and_query(second.url), data=data[MIN_PART_SIZE:], headers=second.headers)
+    info = storage.complete_multipart("files/u/cm", upload.upload_id,
+                                      [(1, ok.headers["ETag"]), (2, last.headers["ETag"])], crc32s=crcs)
+    assert info.size == len(data) and storage.read_bytes("files/u/cm") == data
+    with pytest.raises(ValueError, match="CRC32 values for 2 parts"):
+        storage.create_multipart("files/u/cm2", size=len(data), part_size=MIN_PART_SIZE, crc32s=crcs[:1])
 
 
 # ---- local storage details ----------------------------------------------------------------------

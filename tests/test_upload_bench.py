@@ -26,5 +26,6 @@ def test_upload_bench_small_run(tmp_path: Path) -> None:
         assert f"[{mode}] presigned:" in out and "listed as ready" in out, out
     assert "sha256 DIFFERS" not in out
     assert "RSS" in out and "gateway peak RSS" in out
+    assert "same 5 MiB parts" in out and "boto3 defaults" in out
     missed = [line for line in out.splitlines() if line.startswith("MISSED:")]
     assert not [line for line in missed if "RSS" in line or "sha256" in line], missed

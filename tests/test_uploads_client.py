@@ -8,6 +8,7 @@ import io
 import json
 import os
 import uuid
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,9 @@ from pathlib import Path
 import pytest
 from flask import Flask, jsonify, request
 
+from caesar_faas.checksums import crc32_b64
 from caesar_faas.storage import CHUNK, MIN_PART_SIZE
+from caesar_faas.storage.base import checksum_headers
 from caesar_faas.storage.local import LocalStorage
 from caesar_faas.storage.local_http import storage_blueprint
 from caesar_faas.uploads_client import Progress, UploadError, upload_large
@@ -85,6 +88,7 @@ class FlakyGateway:
         self.app = Flask("flaky")
         self.app.register_blueprint(storage_blueprint(self.storage))
         self.app.before_request(self.flaky)
+        self.app.get("/function/upload")(lambda: jsonify({"part_size": MIN_PART_SIZE}))
         self.app.post("/function/upload")(self.create)
         self.app.post("/function/upload/<file_id>/complete")(self.complete)
 
@@ -103,13 +107,16 @@ class FlakyGateway:
         file_id = str(uuid.uuid4())
         key = f"files/u/{file_id}"
         single = multipart = None
-        if body["size"] <= MIN_PART_SIZE:
-            single = {"url": self.storage.presign_put(key, size=body["size"], expires=60)}
+        crc32s = body.get("part_crc32")
+        if body["size"] <= body["part_size"]:
+            crc32 = crc32s[0] if crc32s else None
+            single = {"url": self.storage.presign_put(key, size=body["size"], expires=60, crc32=crc32),
+                      "headers": checksum_headers(crc32)}
         else:
-            mp = self.storage.create_multipart(key, size=body["size"], part_size=MIN_PART_SIZE)
+            mp = self.storage.create_multipart(key, size=body["size"], part_size=body["part_size"], crc32s=crc32s)
             multipart = {"upload_id": mp.upload_id, "part_size": mp.part_size,
-                         "parts": [{"number": p.number, "url": p.url, "offset": p.offset, "size": p.size}
-                                   for p in mp.parts]}
+                         "parts": [{"number": p.number, "url": p.url, "offset": p.offset, "size": p.size,
+                                    "headers": p.headers} for p in mp.parts]}
         self.uploads[file_id] = {"key": key, "multipart": multipart, "request": body}
         return jsonify({"uuid": file_id, "status": "pending", "expires": "2030-01-01T00:00:00Z", "single": single,
                         "multipart": multipart, "complete_url": f"/function/upload/{file_id}/complete"}), 201
@@ -118,6 +125,7 @@ class FlakyGateway:
         upload = self.uploads[file_id]
         parts = request.get_json()["parts"]
         self.completed.append(parts)
+        upload["sha256"] = request.get_json().get("sha256")
         if upload["multipart"]:
             info = self.storage.complete_multipart(upload["key"], upload["multipart"]["upload_id"],
                                                    [(p["number"], p["etag"]) for p in parts])
@@ -138,8 +146,14 @@ def test_each_part_is_retried(flaky: FlakyGateway, tmp_path: Path) -> None:
     source.write_bytes(os.urandom(2 * MIN_PART_SIZE + 999))
     result = upload_large(flaky.url, "tok", str(source), tag="t", progress=False, workers=2)
     assert flaky.attempts == Counter({"1": 2, "2": 2, "3": 2})
-    assert flaky.uploads[result["uuid"]]["request"] == {"filename": "data.bin", "size": source.stat().st_size,
-                                                        "sha256": sha256(source), "tag": "t"}
+    data = source.read_bytes()
+    crcs = [crc32_b64(zlib.crc32(data[i:i + MIN_PART_SIZE])) for i in range(0, len(data), MIN_PART_SIZE)]
+    # The part size the gateway answered on GET, each part's CRC32 (checked by the signed endpoint
+    # on every attempt), and the sha256 only with the completion.
+    upload = flaky.uploads[result["uuid"]]
+    assert upload["request"] == {"filename": "data.bin", "size": len(data), "part_size": MIN_PART_SIZE,
+                                 "part_crc32": crcs, "tag": "t"}
+    assert upload["sha256"] == sha256(source)
     assert result["etag"].endswith("-3") and result["bytes"] == source.stat().st_size
     assert flaky.storage.read_bytes(f"files/u/{result['uuid']}") == source.read_bytes()
     assert [p["number"] for p in flaky.completed[0]] == [1, 2, 3]
@@ -163,7 +177,7 @@ def test_refused_url_is_not_retried(flaky: FlakyGateway, tmp_path: Path) -> None
     source.write_bytes(b"x" * 100)
     flaky.attempts["single"] = 1  # no injected failure for this one
     original = flaky.storage.presign_put
-    flaky.storage.presign_put = lambda key, size, expires: original(key, size=size, expires=-10)
+    flaky.storage.presign_put = lambda key, size, expires, crc32: original(key, size=size, expires=-10, crc32=crc32)
     with pytest.raises(UploadError) as failed:
         upload_large(flaky.url, "tok", str(source), progress=False, retries=5)
     assert failed.value.status == 403 and failed.value.body["error"] == "forbidden"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO
 from urllib.parse import quote
 
@@ -21,10 +21,17 @@ MAX_PARTS = 10_000
 # enforces by itself and the file:// signed endpoint enforces to match. Such URLs exist for
 # objects whose size nobody knows when the URL is made (a job's products, presigned at launch).
 MAX_UNSIZED_PUT = 5 * 1024 * 1024 * 1024
+# A PUT bound to a CRC32 (S3 encoding, checksums.crc32_b64) must carry it in this header: S3 and
+# MinIO sign it into the URL and refuse a body with another CRC32; the file:// endpoint does too.
+CRC32_HEADER = "x-amz-checksum-crc32"
 
 
 class ObjectNotFound(KeyError):
     """The key does not exist."""
+
+
+class BadDigest(ValueError):
+    """The body's checksum is not the one the PUT was bound to (S3: BadDigest); nothing is stored."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,7 @@ class PartUrl:
     url: str
     offset: int
     size: int
+    headers: dict[str, str] = field(default_factory=dict)  # to send with the PUT
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,11 @@ def plan_parts(size: int, part_size: int) -> list[tuple[int, int, int]]:
     if count > MAX_PARTS:
         raise ValueError(f"{size} bytes in parts of {part_size} needs more than {MAX_PARTS} parts")
     return [(n + 1, n * part_size, min(part_size, size - n * part_size)) for n in range(count)]
+
+
+def checksum_headers(crc32: str | None) -> dict[str, str]:
+    """The headers a PUT bound to `crc32` must send (none without one)."""
+    return {CRC32_HEADER: crc32} if crc32 else {}
 
 
 def content_disposition(filename: str) -> str:
@@ -156,18 +169,25 @@ class Storage(ABC):
         """A URL that GETs the object without credentials until it expires."""
 
     @abstractmethod
-    def presign_put(self, key: str, *, size: int | None = None, expires: int = 3600) -> str:
+    def presign_put(self, key: str, *, size: int | None = None, expires: int = 3600,
+                    crc32: str | None = None) -> str:
         """A URL that PUTs to key without credentials until it expires: exactly `size` bytes, or,
         with size None, any body of at most MAX_UNSIZED_PUT bytes. The client sends the body with
-        a Content-Length header (S3 refuses chunked bodies on presigned PUTs)."""
+        a Content-Length header (S3 refuses chunked bodies on presigned PUTs). With crc32 the
+        body must have that CRC32 and the PUT must send checksum_headers(crc32)."""
 
     @abstractmethod
-    def create_multipart(self, key: str, *, size: int, part_size: int, expires: int = 3600) -> MultipartUpload:
-        """Start a multipart upload; one presigned URL per part."""
+    def create_multipart(self, key: str, *, size: int, part_size: int, expires: int = 3600,
+                         crc32s: list[str] | None = None) -> MultipartUpload:
+        """Start a multipart upload; one presigned URL per part. crc32s (one per part, in order)
+        binds each part to its CRC32, which the store checks on the part PUT (S3's composite
+        CRC32 checksum); each PartUrl then lists the header its PUT must send."""
 
     @abstractmethod
-    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> ObjectInfo:
-        """parts: (part number, ETag) as the client got them from each part PUT."""
+    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]], *,
+                           crc32s: list[str] | None = None) -> ObjectInfo:
+        """parts: (part number, ETag) as the client got them from each part PUT; crc32s: those
+        given to create_multipart (S3 wants them again at completion)."""
 
     @abstractmethod
     def abort_multipart(self, key: str, upload_id: str) -> None:

@@ -22,20 +22,24 @@ import re
 import shutil
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import quote, urlencode
 
+from ..checksums import crc32_b64
 from ..config import Settings, load_settings
 from .base import (
     CHUNK,
     MAX_UNSIZED_PUT,
+    BadDigest,
     MultipartUpload,
     ObjectInfo,
     ObjectNotFound,
     PartUrl,
     Storage,
+    checksum_headers,
     plan_parts,
     validate_key,
     validate_prefix,
@@ -213,11 +217,11 @@ class LocalStorage(Storage):
         return self._put(key, stream, size=size, limit=None, content_type=content_type)
 
     def _put(self, key: str, stream: BinaryIO, *, size: int | None, limit: int | None,
-             content_type: str) -> ObjectInfo:
+             content_type: str, crc32: str | None = None) -> ObjectInfo:
         validate_key(key)
         tmp = self._tmp_file()
         try:
-            etag = self._receive(stream, tmp, size, limit=limit)
+            etag = self._receive(stream, tmp, size, limit=limit, crc32=crc32)
             try:
                 return self._publish(tmp, key, etag, content_type)
             except (NotADirectoryError, IsADirectoryError, FileExistsError) as exc:
@@ -225,10 +229,13 @@ class LocalStorage(Storage):
         finally:
             tmp.unlink(missing_ok=True)
 
-    def _receive(self, stream: BinaryIO, target: Path, size: int | None, *, limit: int | None = None) -> str:
+    def _receive(self, stream: BinaryIO, target: Path, size: int | None, *, limit: int | None = None,
+                 crc32: str | None = None) -> str:
         """Copy stream to target in CHUNK pieces; md5 hex. With size, exactly size bytes, else
-        with limit at most limit bytes; ValueError otherwise."""
+        with limit at most limit bytes; ValueError otherwise. With crc32, BadDigest unless the
+        bytes have that CRC32."""
         md5 = hashlib.md5(usedforsecurity=False)
+        crc = 0
         total = 0
         bound = size if size is not None else limit
         with open(target, "wb") as fh:
@@ -243,9 +250,13 @@ class LocalStorage(Storage):
                     what = "declared" if size is not None else "allowed"
                     raise ValueError(f"stream longer than the {what} {bound} bytes")
                 md5.update(chunk)
+                if crc32 is not None:
+                    crc = zlib.crc32(chunk, crc)
                 fh.write(chunk)
         if size is not None and total != size:
             raise ValueError(f"stream ended after {total} of the declared {size} bytes")
+        if crc32 is not None and crc32_b64(crc) != crc32:
+            raise BadDigest(f"the body's CRC32 is {crc32_b64(crc)}, the URL was signed for {crc32}")
         return md5.hexdigest()
 
     def _stat_file(self, key: str) -> os.stat_result:
@@ -343,24 +354,25 @@ class LocalStorage(Storage):
         validate_key(key)
         return self._signed_url(Grant("GET", key, int(time.time()) + expires, filename=filename))
 
-    def presign_put(self, key: str, *, size: int | None = None, expires: int = 3600) -> str:
+    def presign_put(self, key: str, *, size: int | None = None, expires: int = 3600,
+                    crc32: str | None = None) -> str:
         validate_key(key)
         deadline = int(time.time()) + expires
         if size is None:
             # Like an S3 URL signed without ContentLength: any body up to S3's single-PUT limit.
-            return self._signed_url(Grant("PUT", key, deadline, max_size=MAX_UNSIZED_PUT))
+            return self._signed_url(Grant("PUT", key, deadline, max_size=MAX_UNSIZED_PUT, crc32=crc32))
         if size < 0:
             raise ValueError("size must be >= 0")
-        return self._signed_url(Grant("PUT", key, deadline, size=size))
+        return self._signed_url(Grant("PUT", key, deadline, size=size, crc32=crc32))
 
     def signed_put(self, key: str, stream: BinaryIO, *, size: int | None = None, max_size: int | None = None,
-                   content_type: str = "application/octet-stream") -> ObjectInfo:
-        """A PUT through a signed URL (exactly `size` bytes, else at most `max_size`): store, then
-        announce it like MinIO would."""
+                   content_type: str = "application/octet-stream", crc32: str | None = None) -> ObjectInfo:
+        """A PUT through a signed URL (exactly `size` bytes, else at most `max_size`, with the
+        CRC32 `crc32` when given): store, then announce it like MinIO would."""
         if size is None and max_size is None:
             raise ValueError("a signed PUT needs a size or a maximum size")
         info = self._put(key, stream, size=size, limit=None if size is not None else max_size,
-                         content_type=content_type)
+                         content_type=content_type, crc32=crc32)
         self._announce(info, PUT)
         return info
 
@@ -388,9 +400,12 @@ class LocalStorage(Storage):
             raise ObjectNotFound(f"no such upload {folder.name} for {key!r}")
         return doc
 
-    def create_multipart(self, key: str, *, size: int, part_size: int, expires: int = 3600) -> MultipartUpload:
+    def create_multipart(self, key: str, *, size: int, part_size: int, expires: int = 3600,
+                         crc32s: list[str] | None = None) -> MultipartUpload:
         validate_key(key)
         plan = plan_parts(size, part_size)
+        if crc32s is not None and len(crc32s) != len(plan):
+            raise ValueError(f"{len(crc32s)} CRC32 values for {len(plan)} parts")
         upload_id = uuid.uuid4().hex
         folder = self._uploads / upload_id
         folder.mkdir()
@@ -399,14 +414,17 @@ class LocalStorage(Storage):
             "key": key, "size": size, "part_size": part_size, "initiated": time.time(), "expires": deadline,
             "plan": plan,
         })
-        parts = [PartUrl(number=n, offset=offset, size=length,
+        crcs: list[str | None] = list(crc32s) if crc32s else [None] * len(plan)
+        parts = [PartUrl(number=n, offset=offset, size=length, headers=checksum_headers(crc),
                          url=self._signed_url(Grant("PUT", key, deadline, size=length, upload_id=upload_id,
-                                                    part=n)))
-                 for n, offset, length in plan]
+                                                    part=n, crc32=crc)))
+                 for (n, offset, length), crc in zip(plan, crcs, strict=True)]
         return MultipartUpload(key=key, upload_id=upload_id, part_size=part_size, parts=parts)
 
-    def put_part(self, key: str, upload_id: str, number: int, stream: BinaryIO, *, size: int) -> str:
-        """Store one part (a retry replaces it); its md5 hex, which the client sends back as ETag."""
+    def put_part(self, key: str, upload_id: str, number: int, stream: BinaryIO, *, size: int,
+                 crc32: str | None = None) -> str:
+        """Store one part (a retry replaces it); its md5 hex, which the client sends back as ETag.
+        With crc32, a body with another CRC32 is refused (BadDigest) and replaces nothing."""
         folder = self._upload_dir(upload_id)
         doc = self._upload_doc(folder, key)
         planned = {n: length for n, _, length in doc["plan"]}
@@ -414,7 +432,7 @@ class LocalStorage(Storage):
             raise ValueError(f"part {number} of this upload must be {planned.get(number)} bytes, not {size}")
         tmp = self._tmp_file(folder)
         try:
-            etag = self._receive(stream, tmp, size)
+            etag = self._receive(stream, tmp, size, crc32=crc32)
             part = folder / f"part-{number:05d}"
             # The sidecar names the inode it describes, so a racing retry of the same part can
             # never pair one body with another body's md5 (completion re-hashes on mismatch).
@@ -441,7 +459,9 @@ class LocalStorage(Storage):
                 md5.update(chunk)
         return md5.hexdigest()
 
-    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> ObjectInfo:
+    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]], *,
+                           crc32s: list[str] | None = None) -> ObjectInfo:
+        # crc32s is not needed here: each part's CRC32 was checked when it arrived.
         folder = self._upload_dir(upload_id)
         doc = self._upload_doc(folder, key)
         numbers = [n for n, _ in parts]

@@ -4,12 +4,15 @@
   PUT  /storage/o/<key>?expires&size&sig                  store exactly `size` bytes, then notify
   PUT  /storage/o/<key>?expires&max_size&sig              store at most `max_size` bytes, then notify
   PUT  /storage/o/<key>?expires&size&upload_id&part&sig   one part of a multipart upload
+  (a PUT URL may also carry crc32: the body must have that CRC32 and the request must send it
+  in the x-amz-checksum-crc32 header, as S3 presigned URLs with a signed checksum require)
 
 It behaves like S3 presigned URLs for the client: the same request works against both, a PUT
 answers 200 with a quoted ETag header. Bodies are streamed in chunks from request.stream (never
 request.data), so a multi-GB upload costs the gateway about one chunk of memory.
 A URL that is expired, altered or replayed for another key, method or size gets 403, and so does a
-body whose declared length the URL does not allow.
+body whose declared length the URL does not allow. A body whose CRC32 is not the signed one gets
+400 bad_digest and is not stored.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from collections.abc import Callable
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from .base import ObjectNotFound, content_disposition, validate_key
+from .base import CRC32_HEADER, BadDigest, ObjectNotFound, content_disposition, validate_key
 from .local import FileChunks, LocalStorage
 from .signing import Grant, SignatureError
 
@@ -110,6 +113,9 @@ def _upload(store: LocalStorage, grant: Grant) -> Response:
         limit = grant.max_size
     else:
         return _error(403, "forbidden", "this URL does not allow PUT")
+    if request.headers.get(CRC32_HEADER) != grant.crc32:
+        # S3 signs the checksum header: a missing or different one is a signature mismatch.
+        return _error(403, "forbidden", f"the {CRC32_HEADER} header must be the one the URL was signed for")
     # The app may cap request bodies for inline uploads; a signed URL carries its own limit. One
     # byte more than signed, so that a chunked body of exactly the right size can still be read to
     # its end (werkzeug raises when a read reaches the cap) and a longer one is seen as such.
@@ -119,12 +125,15 @@ def _upload(store: LocalStorage, grant: Grant) -> Response:
         if grant.upload_id is not None:
             if grant.part is None:
                 return _error(403, "forbidden", "multipart URL without part number")
-            etag = store.put_part(grant.key, grant.upload_id, grant.part, request.stream, size=limit)
+            etag = store.put_part(grant.key, grant.upload_id, grant.part, request.stream, size=limit,
+                                  crc32=grant.crc32)
         else:
             etag = store.signed_put(grant.key, request.stream, size=grant.size, max_size=grant.max_size,
-                                    content_type=content_type).etag
+                                    content_type=content_type, crc32=grant.crc32).etag
     except ObjectNotFound:
         return _error(404, "not_found", "no such upload (completed, aborted or expired)")
+    except BadDigest as exc:
+        return _error(400, "bad_digest", str(exc))
     except ValueError as exc:
         return _error(400, "bad_request", str(exc))
     except HTTPException as exc:  # e.g. the client went away mid-body (ClientDisconnected)

@@ -25,6 +25,7 @@ from .base import (
     ObjectNotFound,
     PartUrl,
     Storage,
+    checksum_headers,
     content_disposition,
     plan_parts,
     validate_key,
@@ -234,32 +235,48 @@ class S3Storage(Storage):
             params["ResponseContentDisposition"] = content_disposition(filename)
         return self._presigner.generate_presigned_url("get_object", Params=params, ExpiresIn=expires)
 
-    def presign_put(self, key: str, *, size: int | None = None, expires: int = 3600) -> str:
+    def presign_put(self, key: str, *, size: int | None = None, expires: int = 3600,
+                    crc32: str | None = None) -> str:
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": self._k(key)}
         if size is not None:
             if size < 0:
                 raise ValueError("size must be >= 0")
             # ContentLength becomes a signed header: S3 refuses a body of any other size.
             params["ContentLength"] = size
+        if crc32:
+            params["ChecksumCRC32"] = crc32  # a signed header too: S3 checks the body against it
         # Without a size only `host` is signed: any body up to S3's single-PUT limit
         # (MAX_UNSIZED_PUT), which S3 itself enforces.
         return self._presigner.generate_presigned_url("put_object", Params=params, ExpiresIn=expires)
 
-    def create_multipart(self, key: str, *, size: int, part_size: int, expires: int = 3600) -> MultipartUpload:
+    def create_multipart(self, key: str, *, size: int, part_size: int, expires: int = 3600,
+                         crc32s: list[str] | None = None) -> MultipartUpload:
         full = self._k(key)
         plan = plan_parts(size, part_size)
-        upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=full)["UploadId"]
-        parts = [
-            PartUrl(number=n, offset=offset, size=length, url=self._presigner.generate_presigned_url(
-                "upload_part",
-                Params={"Bucket": self.bucket, "Key": full, "UploadId": upload_id, "PartNumber": n},
-                ExpiresIn=expires))
-            for n, offset, length in plan
-        ]
+        if crc32s is not None and len(crc32s) != len(plan):
+            raise ValueError(f"{len(crc32s)} CRC32 values for {len(plan)} parts")
+        extra = {"ChecksumAlgorithm": "CRC32"} if crc32s else {}
+        # CRC32 composite checksums are what boto3's own upload_file uses: S3 checks each part on
+        # arrival, and completion combines 4-byte part CRCs instead of reading the object again.
+        upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=full, **extra)["UploadId"]
+        parts = []
+        for n, offset, length in plan:
+            params: dict[str, Any] = {"Bucket": self.bucket, "Key": full, "UploadId": upload_id, "PartNumber": n}
+            crc32 = crc32s[n - 1] if crc32s else None
+            if crc32:
+                params["ChecksumCRC32"] = crc32
+            url = self._presigner.generate_presigned_url("upload_part", Params=params, ExpiresIn=expires)
+            parts.append(PartUrl(number=n, offset=offset, size=length, url=url, headers=checksum_headers(crc32)))
         return MultipartUpload(key=key, upload_id=upload_id, part_size=part_size, parts=parts)
 
-    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> ObjectInfo:
-        listed = [{"PartNumber": int(n), "ETag": f'"{_etag(str(etag))}"'} for n, etag in parts]
+    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]], *,
+                           crc32s: list[str] | None = None) -> ObjectInfo:
+        listed: list[dict[str, Any]] = [{"PartNumber": int(n), "ETag": f'"{_etag(str(etag))}"'} for n, etag in parts]
+        if crc32s:
+            for part in listed:
+                if not 1 <= part["PartNumber"] <= len(crc32s):
+                    raise ValueError(f"part {part['PartNumber']} is not part of this upload")
+                part["ChecksumCRC32"] = crc32s[part["PartNumber"] - 1]
         try:
             # Ask first whether the upload exists: S3 answers NoSuchUpload here, while some
             # S3-compatible servers answer a completion of an aborted upload with a 500.

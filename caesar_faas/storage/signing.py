@@ -1,8 +1,9 @@
 """HMAC-SHA256 signed URLs for the file:// storage: the local stand-in for S3 presigned URLs.
 
 A signature covers everything that decides what the URL may do: the HTTP method, the object key,
-the exact size of a PUT (or, for a PUT signed without a size, the most it may carry), the upload id
-and part number of a multipart part, the download file name and the expiry. Changing any of them (or replaying the URL for another key) breaks the signature.
+the exact size of a PUT (or, for a PUT signed without a size, the most it may carry), the CRC32 the
+body must have, the upload id and part number of a multipart part, the download file name and the
+expiry. Changing any of them (or replaying the URL for another key) breaks the signature.
 The key comes from Settings.signing_key, else from <CAESAR_HOME>/signing.key, created once with
 mode 0600 so URLs stay valid across restarts and across processes sharing the same home.
 """
@@ -40,6 +41,7 @@ class Grant:
     part: int | None = None
     filename: str | None = None  # GET: Content-Disposition file name
     max_size: int | None = None  # PUT signed without a size: the largest body allowed
+    crc32: str | None = None  # PUT: the body's CRC32 (S3 encoding), also sent as CRC32_HEADER
 
     def message(self) -> bytes:
         # JSON of a fixed-order list: unambiguous whatever characters the fields hold.
@@ -49,6 +51,8 @@ class Grant:
             # Appended only when set: URLs signed before the field existed keep their signature,
             # and the longer list can never equal a shorter one.
             fields.append(self.max_size)
+        if self.crc32 is not None:
+            fields.append({"crc32": self.crc32})  # tagged: never confused with a max_size
         return json.dumps(fields, separators=(",", ":"), ensure_ascii=True).encode()
 
     def query(self) -> dict[str, str]:
@@ -64,6 +68,8 @@ class Grant:
             out["filename"] = self.filename
         if self.max_size is not None:
             out["max_size"] = str(self.max_size)
+        if self.crc32 is not None:
+            out["crc32"] = self.crc32
         return out
 
 
@@ -129,6 +135,7 @@ class Signer:
                 part=_opt_int(query.get("part")),
                 filename=query.get("filename"),
                 max_size=_opt_int(query.get("max_size")),
+                crc32=query.get("crc32"),
             )
             sig = query["sig"]
         except (KeyError, ValueError) as exc:

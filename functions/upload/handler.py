@@ -1,6 +1,6 @@
 """upload: POST / stores a FITS image sent inline (multipart field `file`, optional `tag`);
-POST / with a JSON body {filename, size, sha256?, tag?} starts a large presigned upload;
-POST /<id>/complete finishes one."""
+POST / with a JSON body {filename, size, sha256?, tag?, part_size?, part_crc32?} starts a large
+presigned upload; POST /<id>/complete finishes one; GET / tells the upload limits."""
 
 try:  # OpenFaaS image: the shared package is copied next to this file (function.caesar_faas)
     from .caesar_faas import files, http, uploads
@@ -10,8 +10,12 @@ except ImportError:  # local gateway and tests: the package is importable from t
     from caesar_faas.multipart import parse_upload
 
 
-@http.authenticated("POST")
+@http.authenticated("GET", "POST")
 def handle(req: http.Request, svc, who):
+    if req.method == "GET":
+        if req.parts:
+            raise http.not_found("route")
+        return http.respond(200, uploads.limits(svc.settings))
     if len(req.parts) == 2 and req.parts[1] == "complete":
         return http.respond(200, uploads.complete(svc, who, req.parts[0], req.json()))
     if req.parts:
