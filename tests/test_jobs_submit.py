@@ -24,8 +24,9 @@ def test_valid_submission_is_stored_then_published(jobs_env: JobsEnv) -> None:
     assert view["data_inputs"] == file_id and view["job_inputs"] == {"thresh": 7, "minarea": 3}
     assert view["timeout"] == 600 and view["exit_status"] is None and view["submit_date"].endswith("Z")
     job = jobs_env.job(view["job_id"])
+    recorded = jobs_env.store.get("files", file_id)["sha256"]
     assert job["owner"] == "alice" and job["input"] == {"file_id": file_id, "key": f"files/alice/{file_id}",
-                                                        "filename": "m31.fits"}
+                                                        "filename": "m31.fits", "sha256": recorded}
     spec = get_app(LOCAL_APP)
     assert set(job["options"]) == set(spec.options)  # defaults filled for the runner
     assert job["options"]["thresh"] == 7.0 and isinstance(job["options"]["thresh"], float)

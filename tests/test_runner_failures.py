@@ -89,6 +89,18 @@ def test_input_that_is_not_fits_is_a_usage_failure(runner_job, images) -> None:
     assert "FITS" in data["message"]
 
 
+def test_input_not_matching_its_recorded_sha256_is_refused(runner_job, images) -> None:
+    declared = hashlib.sha256(b"the file the client meant to upload").hexdigest()
+    job = runner_job("sep", images["small"], options=defaults("sep"), sha256=declared)
+    assert job.run(wait=120) == 2
+    data = finished(job)
+    assert (data["state"], data["error_class"]) == ("FAILURE", "usage")
+    actual = hashlib.sha256(images["small"].read_bytes()).hexdigest()
+    assert f"sha256 is {actual}, not {declared}" in data["message"]
+    assert not finder_pids(job.log_text())  # no catalogue from bytes that are not the upload
+    failure_products(job)
+
+
 def test_broken_contract_is_a_system_failure(tmp_path: Path) -> None:
     """A backend bug (CAESAR_JOB unusable): nothing to report to, but result.json says why."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAESAR_")}

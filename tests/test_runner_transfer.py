@@ -211,6 +211,19 @@ def test_transfer_replaces_the_storage_url(tmp_path: Path) -> None:
         load_context(contract_env(["not", "an", "object"], tmp_path))
 
 
+
+def test_input_sha256_in_the_contract(tmp_path: Path) -> None:
+    env = contract_env(None, tmp_path, CAESAR_STORAGE_URL="file:///tmp/x")
+    assert load_context(env).input_sha256 is None  # the test record declares none
+    doc = json.loads(env["CAESAR_JOB"])
+    digest = "ab" * 32
+    doc["input"]["sha256"] = digest
+    assert load_context({**env, "CAESAR_JOB": json.dumps(doc)}).input_sha256 == digest
+    doc["input"]["sha256"] = "AB" * 32
+    with pytest.raises(ContractError, match="input.sha256"):
+        load_context({**env, "CAESAR_JOB": json.dumps(doc)})
+
+
 # ---- the HTTP client ----------------------------------------------------------------------------------
 
 def test_errors_never_carry_the_url(local_storage_server: LocalServer, tmp_path: Path) -> None:

@@ -92,7 +92,8 @@ def _input_file(store: Store, owner: str, file_id: str, option: str) -> dict[str
     if status != "ready":
         reason = "is still being uploaded or checked" if status == "pending" else "is not a valid image"
         raise _bad(f"file {file_id!r} {reason} (status {status!r})", option, code="invalid_file")
-    return {"file_id": file_id, "key": record["key"], "filename": record.get("filename_orig") or file_id}
+    return {"file_id": file_id, "key": record["key"], "filename": record.get("filename_orig") or file_id,
+            "sha256": record.get("sha256")}  # the runner checks the bytes it fetches against it
 
 
 def _timeout(body: dict[str, Any]) -> int | None:

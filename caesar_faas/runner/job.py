@@ -121,6 +121,12 @@ class JobRun:
         fetched = fetch(ctx)
         log.info("input %s fetched: %d bytes%s, sha256 %s", ctx.input_file_id, fetched.stored_size,
                  " (gzip, decompressed)" if fetched.compressed else "", fetched.sha256)
+        if ctx.input_sha256 and fetched.sha256 != ctx.input_sha256:
+            # Stored bytes that are not the ones uploaded (damage at rest, or a client that
+            # declared another file's checksum): no catalogue from them.
+            raise UsageError(f"the input file's sha256 is {fetched.sha256}, not {ctx.input_sha256} as recorded "
+                             "at upload: the stored file is damaged or its declared checksum is wrong; "
+                             "upload it again")
         self.reporter.progress(10, "input fetched")
 
         hdu_index, header = read_image_header(fetched.path)

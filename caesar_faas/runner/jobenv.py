@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ class JobContext:
     input_file_id: str
     input_key: str
     input_filename: str
+    input_sha256: str | None  # as recorded at upload (None: unknown); the fetched bytes must match
     output_prefix: str
     timeout: float  # seconds the whole job may take, counted from the runner's start
     submitted: float
@@ -89,6 +91,14 @@ def _transfer(raw: Any) -> TransferUrls:
     return TransferUrls(input_url=input_url, product_urls={name: str(urls[name]) for name in PRODUCT_NAMES})
 
 
+def _sha256(raw: Any) -> str | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not re.fullmatch(r"[0-9a-f]{64}", raw):
+        raise ContractError("CAESAR_JOB input.sha256 is not 64 lower-case hex digits")
+    return raw
+
+
 def load_context(env: dict[str, str] | None = None) -> JobContext:
     """Parse the contract variables; raises ContractError naming the first problem."""
     env = dict(os.environ if env is None else env)
@@ -109,6 +119,7 @@ def load_context(env: dict[str, str] | None = None) -> JobContext:
             input_file_id=str(inp.get("file_id", "")),
             input_key=str(inp["key"]),
             input_filename=str(inp.get("filename", "")),
+            input_sha256=_sha256(inp.get("sha256")),
             output_prefix=str(job["output_prefix"]),
             timeout=float(job["timeout"]),
             submitted=float(job.get("submitted") or 0.0),
