@@ -15,6 +15,7 @@ from typing import Any
 
 from .access import fetch_owned
 from .checksums import CRC32_B64
+from .config import Settings
 from .errors import ApiError, BadRequest, Conflict
 from .events.subjects import STORAGE_EVENTS
 from .files import announce, clean_tag, file_key, public_view
@@ -31,7 +32,7 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _KEY = re.compile(r"^files/([A-Za-z0-9._@-]{1,128})/([0-9a-f-]{36})$")
 
 
-def limits(settings: Any) -> dict[str, Any]:
+def limits(settings: Settings) -> dict[str, Any]:
     """What a client needs to plan an upload before creating it (part CRCs depend on the part size)."""
     return {"part_size": settings.part_size, "min_part_size": MIN_PART_SIZE, "max_part_size": MAX_PART_SIZE,
             "max_parts": MAX_PARTS, "max_size": MAX_UPLOAD, "max_inline_upload": settings.max_inline_upload,
