@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -38,3 +39,21 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.2)
         return sock.connect_ex((host, port)) == 0
+
+
+def alive(pid: int) -> bool:
+    """True while pid exists and is not a zombie."""
+    from caesar_faas.backends.local import proc_info
+
+    info = proc_info(pid)
+    return info is not None and info.live
+
+
+def wait_or_kill(proc: subprocess.Popen, timeout: float) -> int:
+    """proc's exit code; killed (and the TimeoutExpired raised) when it outlives timeout."""
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise

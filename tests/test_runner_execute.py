@@ -14,7 +14,7 @@ import pytest
 from caesar_faas.runner.cancel import Cancelled
 from caesar_faas.runner.execute import DeadlineExceeded, run_command, run_commands
 from caesar_faas.runner.outcome import error_class_for_exit, exit_code_of
-from tests.helpers import wait_for
+from tests.helpers import alive, wait_for
 
 PY = sys.executable
 
@@ -26,14 +26,6 @@ TREE = (
     "time.sleep(60)\n"
 )
 
-
-def alive(pid: int) -> bool:
-    """True while pid exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rfind(")") + 2] != "Z"
 
 
 def test_command_output_goes_to_the_log_and_its_code_is_returned(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ import pytest
 from caesar_faas.apps.registry import get_app
 from caesar_faas.apps.validation import validate_options
 from tests.fixtures.runner import ROOT
-from tests.helpers import free_port, wait_for
+from tests.helpers import alive, free_port, wait_for
 from tests.synth import make_image
 
 PID_RE = re.compile(r"command started \(pid (\d+)\)")
@@ -28,13 +28,6 @@ PID_RE = re.compile(r"command started \(pid (\d+)\)")
 def defaults(app: str, **changes: Any) -> dict[str, Any]:
     return validate_options(get_app(app), changes)
 
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rfind(")") + 2] != "Z"
 
 
 def finder_pids(log: str) -> list[int]:

@@ -38,7 +38,7 @@ from caesar_faas.storage.base import ObjectNotFound
 from caesar_faas.storage.s3 import S3Storage
 from tests.fixtures.runner import ROOT, status_events
 from tests.fixtures.storage import LocalServer
-from tests.helpers import free_port
+from tests.helpers import free_port, wait_or_kill
 from tests.synth import make_image
 
 MEDIA = {"catalog.csv": "text/csv", "catalog.vot": "application/x-votable+xml",
@@ -90,12 +90,7 @@ def run_runner(env: dict[str, str], workdir: Path, wait: float = 180.0) -> int:
     with open(workdir.parent / f"{workdir.name}.stderr", "wb") as stderr:
         proc = subprocess.Popen([sys.executable, "-m", "caesar_faas.runner"], cwd=workdir, env=env,
                                 stdout=subprocess.DEVNULL, stderr=stderr)
-        try:
-            return proc.wait(timeout=wait)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            raise
+        return wait_or_kill(proc, wait)
 
 
 def launch(s3: Any, bucket: str, moto_endpoint: str, data: bytes, tmp_path: Path,
