@@ -151,17 +151,18 @@ def complete(svc: Any, who: Any, file_id: str, body: dict[str, Any]) -> dict[str
     if sha256 and record.get("sha256") not in (None, sha256):
         raise BadRequest("sha256 differs from the one given when the upload was created",
                          code="sha256_mismatch", field="sha256")
-    if sha256 and not record.get("sha256"):
-        record = svc.store.update("files", file_id, {"sha256": sha256}, expect={"status": "pending"}) or record
+    changes: dict[str, Any] = {"sha256": sha256} if sha256 and not record.get("sha256") else {}
     if record.get("upload_id"):
         info = svc.storage.complete_multipart(record["key"], record["upload_id"], _parts(body),
                                               crc32s=record.get("part_crc32"))
-        svc.store.update("files", file_id, {"upload_id": None, "part_crc32": None}, expect={"status": "pending"})
+        changes.update(upload_id=None, part_crc32=None)
     else:
         try:
             info = svc.storage.stat(record["key"])
         except ObjectNotFound as exc:
             raise Conflict("nothing was uploaded to the URL yet", code="upload_incomplete") from exc
+    if changes:  # one write, before the announcement below registers the file
+        svc.store.update("files", file_id, changes, expect={"status": "pending"})
     from .storage.notifications import minio_record
 
     event_name = "s3:ObjectCreated:CompleteMultipartUpload" if record.get("upload_id") else "s3:ObjectCreated:Put"
