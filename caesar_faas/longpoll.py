@@ -18,11 +18,17 @@ POLL_INTERVAL = 0.5
 
 
 def wait_for_change(store: Any, owner: str, is_admin: bool, job_id: str, *, wait: int,
-                    since: str | None) -> dict[str, Any]:
+                    since: str | None, since_progress: int | None = None) -> dict[str, Any]:
+    """The job once its state differs from `since` (or, given `since_progress`, its progress
+    differs from that too: a page showing a progress bar), or when `wait` seconds have passed."""
     job = load_job(store, owner, job_id, admin=is_admin)
     deadline = time.monotonic() + wait
     known = since or job["state"]
-    while job["state"] == known and job["state"] not in TERMINAL and time.monotonic() < deadline:
+
+    def unchanged(current: dict[str, Any]) -> bool:
+        return current["state"] == known and (since_progress is None or current.get("progress") == since_progress)
+
+    while unchanged(job) and job["state"] not in TERMINAL and time.monotonic() < deadline:
         time.sleep(min(POLL_INTERVAL, max(0.0, deadline - time.monotonic())))
         job = load_job(store, owner, job_id, admin=is_admin)
     return job

@@ -102,3 +102,14 @@ def test_each_check_is_an_index_backed_page_query(sqlite_store):
         plan = " | ".join(row[-1] for row in conn.execute("EXPLAIN QUERY PLAN " + sql))
         assert "USING INDEX" in plan or "USING COVERING INDEX" in plan, (sql, plan)
         assert not any(step.strip().startswith("SCAN jobs") and "INDEX" not in step for step in plan.split("|")), plan
+
+
+def test_status_wait_can_also_follow_the_progress(sqlite_store):
+    job_id = add_job(sqlite_store)
+    sqlite_store.update(COLLECTION, job_id, {"state": "RUNNING", "progress": 10})
+    threading.Timer(0.3, lambda: sqlite_store.update(COLLECTION, job_id, {"progress": 50})).start()
+    moved = longpoll.wait_for_change(sqlite_store, "ana", False, job_id, wait=30, since="RUNNING", since_progress=10)
+    assert moved["state"] == "RUNNING" and moved["progress"] == 50
+    # Without since_progress only the state counts, as before: the wait runs out unchanged.
+    held = longpoll.wait_for_change(sqlite_store, "ana", False, job_id, wait=1, since="RUNNING")
+    assert held["progress"] == 50 and held["state"] == "RUNNING"

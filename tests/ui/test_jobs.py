@@ -225,3 +225,19 @@ def test_filters_and_paging_of_the_jobs_table(ui, images):
     finally:  # frees the runner slots the held jobs take
         for job_id in job_ids:
             client.post(f"{ui.stack.url}/function/cancel/{job_id}", timeout=10)
+
+
+def test_the_job_page_follows_a_running_job_and_cancels_it(ui, images):
+    user = "ned"
+    file_id = upload_with_api(ui, user, images["hold"])["uuid"]
+    job_id = ui.api(user).post(ui.stack.url + "/function/submit", timeout=10,
+                               json={"app": "sep", "data_inputs": file_id, "job_inputs": {}}).json()["job_id"]
+    page = ui.signed_in(user, route=f"#/jobs/{job_id}")
+    state = page.locator(".facts .badge").first
+    wait_for(lambda: state.inner_text() == "RUNNING", timeout=60, message="RUNNING on the job page")
+    assert page.get_by_role("progressbar", name="Progress of this job").evaluate("bar => bar.value") == 10
+    page.evaluate("window.notReloaded = true")
+    page.get_by_role("button", name="Cancel job").click()
+    wait_for(lambda: state.inner_text() == "ABORTED", timeout=30, message="ABORTED on the job page")
+    assert page.evaluate("window.notReloaded") is True
+    assert page.get_by_role("button", name="Cancel job").count() == 0

@@ -132,9 +132,11 @@ export function jobPage(jobId) {
 
   async function follow() {
     let known = null;
+    let progress = null;
     while (!controller.signal.aborted) {
       try {
-        const q = known ? `?wait=${WAIT_SECONDS}&state=${encodeURIComponent(known)}` : '';
+        // Held by the server until the state or the progress moves.
+        const q = known ? `?wait=${WAIT_SECONDS}&state=${encodeURIComponent(known)}&progress=${progress}` : '';
         const job = await api(`/status/${encodeURIComponent(jobId)}${q}`, {signal: controller.signal});
         if (controller.signal.aborted) return;
         receivedAt = Date.now();
@@ -142,6 +144,7 @@ export function jobPage(jobId) {
         renderSummary(job);
         if (!known) renderOptions(job, null);
         known = job.state;
+        progress = job.progress || 0;
         if (!isActive(job.state)) {
           if (!resultsShown) await renderResults(job);
           return;
