@@ -48,7 +48,10 @@ export function filesView() {
       render(data.files, data.next_cursor);
       document.dispatchEvent(new CustomEvent(FILES_LISTED));
     } catch (exc) {
-      if (!(exc instanceof ApiError && exc.status === 401)) message.textContent = `Could not list the files: ${exc.message}`;
+      if (!(exc instanceof ApiError && exc.status === 401)) {
+        message.classList.remove('ok');
+        message.textContent = `Could not list the files: ${exc.message}`;
+      }
     }
   }
 
@@ -59,7 +62,7 @@ export function filesView() {
       cell.append(h('button', {
         type: 'button', 'aria-label': `Download ${name}`,
         onclick: () => download(`/files/${encodeURIComponent(file.uuid)}/content`, name)
-          .catch((exc) => { message.textContent = `Download failed: ${exc.message}`; }),
+          .catch((exc) => { message.classList.remove('ok'); message.textContent = `Download failed: ${exc.message}`; }),
       }, 'Download'), ' ');
     }
     cell.append(h('button', {
@@ -68,10 +71,12 @@ export function filesView() {
         if (!window.confirm(`Delete ${name}? Jobs that used it keep their results.`)) return;
         try {
           await api(`/files/${encodeURIComponent(file.uuid)}`, {method: 'DELETE'});
-          message.textContent = `${name} deleted.`;
           await load();
+          message.textContent = `${name} deleted.`;
+          message.classList.add('ok');
           announceChange();
         } catch (exc) {
+          message.classList.remove('ok');
           message.textContent = `Could not delete ${name}: ${exc.message}`;
         }
       },
