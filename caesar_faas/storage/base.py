@@ -184,6 +184,16 @@ class Storage(ABC):
         CRC32 checksum); each PartUrl then lists the header its PUT must send."""
 
     @abstractmethod
+    def list_parts(self, key: str, upload_id: str) -> list[tuple[int, str, int]]:
+        """(part number, ETag, size) of the parts of an unfinished upload stored so far, by
+        number; ObjectNotFound for an unknown (or finished) upload."""
+
+    @abstractmethod
+    def part_urls(self, key: str, upload_id: str, *, size: int, part_size: int, numbers: list[int],
+                  expires: int = 3600, crc32s: list[str] | None = None) -> list[PartUrl]:
+        """Fresh presigned URLs for some parts of an unfinished upload (a client resuming it)."""
+
+    @abstractmethod
     def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]], *,
                            crc32s: list[str] | None = None) -> ObjectInfo:
         """parts: (part number, ETag) as the client got them from each part PUT; crc32s: those

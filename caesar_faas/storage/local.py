@@ -414,12 +414,36 @@ class LocalStorage(Storage):
             "key": key, "size": size, "part_size": part_size, "initiated": time.time(), "expires": deadline,
             "plan": plan,
         })
-        crcs: list[str | None] = list(crc32s) if crc32s else [None] * len(plan)
-        parts = [PartUrl(number=n, offset=offset, size=length, headers=checksum_headers(crc),
-                         url=self._signed_url(Grant("PUT", key, deadline, size=length, upload_id=upload_id,
-                                                    part=n, crc32=crc)))
-                 for (n, offset, length), crc in zip(plan, crcs, strict=True)]
+        parts = self._part_urls(key, upload_id, plan, deadline, crc32s)
         return MultipartUpload(key=key, upload_id=upload_id, part_size=part_size, parts=parts)
+
+    def _part_urls(self, key: str, upload_id: str, plan: list[tuple[int, int, int]], deadline: int,
+                   crc32s: list[str] | None) -> list[PartUrl]:
+        """plan: (number, offset, size) of the parts to sign; crc32s: one per part of the upload."""
+        return [PartUrl(number=n, offset=offset, size=length, headers=checksum_headers(crc32s[n - 1] if crc32s else None),
+                        url=self._signed_url(Grant("PUT", key, deadline, size=length, upload_id=upload_id, part=n,
+                                                   crc32=crc32s[n - 1] if crc32s else None)))
+                for n, offset, length in plan]
+
+    def part_urls(self, key: str, upload_id: str, *, size: int, part_size: int, numbers: list[int],
+                  expires: int = 3600, crc32s: list[str] | None = None) -> list[PartUrl]:
+        doc = self._upload_doc(self._upload_dir(upload_id), key)
+        wanted = set(numbers)
+        plan = [tuple(p) for p in doc["plan"] if p[0] in wanted]
+        return self._part_urls(key, upload_id, plan, int(time.time()) + expires, crc32s)  # type: ignore[arg-type]
+
+    def list_parts(self, key: str, upload_id: str) -> list[tuple[int, str, int]]:
+        folder = self._upload_dir(upload_id)
+        doc = self._upload_doc(folder, key)
+        found = []
+        for number, _offset, length in doc["plan"]:
+            part = folder / f"part-{number:05d}"
+            try:
+                if os.stat(part).st_size == length:
+                    found.append((number, self._part_etag(part), length))
+            except FileNotFoundError:
+                continue  # not received (or the upload is being completed or aborted)
+        return found
 
     def put_part(self, key: str, upload_id: str, number: int, stream: BinaryIO, *, size: int,
                  crc32: str | None = None) -> str:
