@@ -204,8 +204,12 @@ def complete(svc: Any, who: Any, file_id: str, body: dict[str, Any]) -> dict[str
 
     event_name = "s3:ObjectCreated:CompleteMultipartUpload" if record.get("upload_id") else "s3:ObjectCreated:Put"
     notification = minio_record(_bucket(svc), info, event_name)
-    svc.bus.publish_raw(STORAGE_EVENTS, json.dumps(notification).encode(),
-                        msg_id=storage_event_id(info.key, info.etag))
+    # A multipart object was already announced by the storage itself during complete_multipart,
+    # possibly registered as "not completed through the service yet" (the record still had its
+    # upload id then). This announcement, made after the store update, must not be dropped as a
+    # duplicate of that one: it carries its own id (registering twice changes nothing).
+    msg_id = storage_event_id(info.key, info.etag) + ("-completed" if record.get("upload_id") else "")
+    svc.bus.publish_raw(STORAGE_EVENTS, json.dumps(notification).encode(), msg_id=msg_id)
     return {**public_view(record), "status": "Upload complete; registering"}
 
 

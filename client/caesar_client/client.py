@@ -38,13 +38,13 @@ class Client:
     config file `caesar login` writes. Errors raise caesar_client.errors exceptions."""
 
     def __init__(self, url: str | None = None, token: str | None = None, *, retries: int = 4,
-                 timeout: float = 60.0, progress: bool | None = None) -> None:
+                 backoff: float = 0.5, timeout: float = 60.0, progress: bool | None = None) -> None:
         settings = config.resolve(url, token)
         self.url = settings.url
         self.token = settings.token
         self.token_source = settings.source
         self.progress = progress
-        self.http = Transport(self.url, self.token, retries=retries, timeout=timeout)
+        self.http = Transport(self.url, self.token, retries=retries, backoff=backoff, timeout=timeout)
         self.resume_book = ResumeBook(config.state_dir() / "uploads")
 
     # ---- public routes ----
