@@ -79,6 +79,7 @@ def test_login_writes_a_private_config_and_whoami_reads_it(caesar: Caesar, clien
     assert who["user"] == "cli" and who["url"] == client_stack.url and who["token_source"].startswith("config file")
     # --token on the command line wins over the config file (and CAESAR_TOKEN over it too).
     assert caesar.json("whoami", "--token", client_stack.token("other"))["user"] == "other"
+    assert caesar.json("--token", client_stack.token("before"), "whoami")["user"] == "before"  # either side
     env = {**caesar.env, "CAESAR_TOKEN": client_stack.token("envuser")}
     assert caesar.json("whoami", env=env)["user"] == "envuser"
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -76,7 +77,8 @@ def cmd_whoami(args: argparse.Namespace, out: Output) -> int:
     if not client.token:
         raise Unauthorized("no token", status=401, code="unauthorized")
     who = client.whoami()
-    out.result(who, lambda: render.pairs(who, ("user", "roles", "url", "token_source", "expires")))
+    shown = {**who, "expires": render.when(who.get("expires"))}
+    out.result(who, lambda: render.pairs(shown, ("user", "roles", "url", "token_source", "expires")))
     return OK
 
 
@@ -262,7 +264,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="caesar", description="The caesar-faas command line: upload FITS images, run source "
                     "finders on them, follow the jobs, download the catalogues.", epilog=__doc__.split("\n\n")[1],
                     formatter_class=argparse.RawDescriptionHelpFormatter, parents=[common])
-    parser.set_defaults(url=None, token=None, json=False, quiet=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
 
@@ -384,6 +385,12 @@ def fail(out: Output, message: str, code: int, exc: CaesarError | None = None) -
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # The common options are shared by the top level and every command (given before or after
+    # the command name); their defaults are filled in here, since set_defaults on one parser
+    # would change the shared actions of all.
+    for name, default in (("url", None), ("token", None), ("json", False), ("quiet", False)):
+        if not hasattr(args, name):
+            setattr(args, name, default)
     out = Output(args.json)
     try:
         return int(args.func(args, out))
@@ -405,6 +412,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ncaesar: interrupted", file=sys.stderr)
         return INTERRUPTED
+    except BrokenPipeError:  # `caesar files | head`: the reader left; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return OK
     except ValueError as exc:  # a broken config file
         return fail(out, str(exc), FAILED_EXIT)
 
