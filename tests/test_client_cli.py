@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import signal
 import subprocess
 import threading
@@ -276,9 +277,11 @@ def test_ctrl_c_while_run_waits_asks_and_cancels(caesar: Caesar, images, tmp_pat
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
-        wait_for(lambda: "submitted" in "".join(seen) and "%|" in "".join(seen), timeout=120,
-                 message="the job to be submitted and the progress bar shown")
+        wait_for(lambda: "submitted" in "".join(seen), timeout=120, message="the job to be submitted")
         job_id = "".join(seen).split("job ", 1)[1].split()[0]
+        # The live bar of `wait`: app, job, state and percent.
+        wait_for(lambda: re.search(rf"aegean {job_id[:8]} (PENDING|STARTED|RUNNING) +\d+%\|",
+                                   "".join(seen).split("submitted", 1)[1]), timeout=60, message="the job's bar")
         proc.send_signal(signal.SIGINT)
         wait_for(lambda: "Cancel job" in "".join(seen), timeout=30, message="the question")
         assert proc.stdin is not None

@@ -252,7 +252,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     common.add_argument("--url", default=argparse.SUPPRESS, help="gateway URL (default: CAESAR_URL, then the "
                                                                   "config file, then http://127.0.0.1:8080)")
     common.add_argument("--token", default=argparse.SUPPRESS, help="bearer token (default: CAESAR_TOKEN, then "
@@ -375,7 +375,7 @@ def sign_in_hint(url: str) -> str:
 def fail(out: Output, message: str, code: int, exc: CaesarError | None = None) -> int:
     print(f"caesar: {message}", file=sys.stderr)
     if out.as_json:
-        doc = {"error": exc.code if exc and exc.code else "error", "message": message}
+        doc: dict[str, Any] = {"error": exc.code if exc and exc.code else "error", "message": message}
         if exc is not None:
             doc.update({k: v for k, v in (("http_status", exc.status), ("option", exc.option)) if v is not None})
         print(json.dumps(doc, indent=2))

@@ -90,7 +90,7 @@ class Client:
             return upload_inline(self.http, source, tag, self.progress)
         result = upload_presigned(self.http, source, tag=tag, part_size=part_size, progress=self.progress,
                                   workers=workers, book=self.resume_book if resume else None, on_part=on_part)
-        transfer = {k: result[k] for k in ("parts_sent", "resumed") if k in result}
+        transfer: dict[str, Any] = {k: result[k] for k in ("parts_sent", "resumed") if k in result}
         if not wait:
             return {**result, "presigned": True}
         record = self.wait_registered(result["uuid"], timeout=wait_timeout)
