@@ -1,7 +1,8 @@
 """Long-poll WAIT (Rubin UWS lesson): hold the answer until what the client already knows changes,
-or the wait runs out. `wait_for_change` watches one job's state (status); `wait_for_page_change`
-one page of a list (jobs: the web page's live table). Both poll the store; a deployment with many
-waiters could subscribe to caesar.jobs.status instead."""
+or the wait runs out. `wait_for_change` watches one job's state (or, when the client says which it
+knows, its progress too: status); `wait_for_page_change` one page of a list (jobs: the web page's
+live table). Both poll the store; a deployment with many waiters could subscribe to
+caesar.jobs.status instead."""
 
 from __future__ import annotations
 
@@ -19,14 +20,12 @@ POLL_INTERVAL = 0.5
 
 def wait_for_change(store: Any, owner: str, is_admin: bool, job_id: str, *, wait: int,
                     since: str | None, since_progress: int | None = None) -> dict[str, Any]:
-    """The job once its state differs from `since` (or, given `since_progress`, its progress
-    differs from that too: a page showing a progress bar), or when `wait` seconds have passed."""
     job = load_job(store, owner, job_id, admin=is_admin)
     deadline = time.monotonic() + wait
     known = since or job["state"]
 
-    def unchanged(current: dict[str, Any]) -> bool:
-        return current["state"] == known and (since_progress is None or current.get("progress") == since_progress)
+    def unchanged(job: dict[str, Any]) -> bool:
+        return job["state"] == known and (since_progress is None or job.get("progress", 0) == since_progress)
 
     while unchanged(job) and job["state"] not in TERMINAL and time.monotonic() < deadline:
         time.sleep(min(POLL_INTERVAL, max(0.0, deadline - time.monotonic())))

@@ -58,3 +58,12 @@ def test_banner_prints_a_sign_in_link_for_the_web_page(home, monkeypatch):
     token = link.split("#token=", 1)[1]
     assert link == f"http://127.0.0.1:8321/#token={token}"  # in the fragment: never sent to a server
     assert f"export TOKEN={token}" in text
+
+
+def test_banner_prints_the_caesar_login_line(home, monkeypatch):
+    monkeypatch.setenv("CAESAR_JWT_SECRET", prepare_auth(load_settings())["CAESAR_JWT_SECRET"])
+    settings = load_settings()
+    text = banner(settings)
+    base = f"http://{settings.http_host}:{settings.http_port}"
+    assert f"  caesar login --url {base} --token $TOKEN\n" in text
+    assert "caesar run sep image.fits -o out/" in text
