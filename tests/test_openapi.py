@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOC = yaml.safe_load((ROOT / "openapi.yaml").read_text())
 METHODS = {"get", "post", "put", "patch", "delete"}
 SAMPLES = {"file_id": str(uuid.uuid4()), "job_id": str(uuid.uuid4()), "app": "sep", "product": "catalog.csv",
-           "user": "alice", "key": "files/alice/x"}
+           "user": "alice", "key": "files/alice/x", "asset": "app.js"}
 
 
 def operations():

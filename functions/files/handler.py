@@ -34,5 +34,5 @@ def handle(req: http.Request, svc, who):
             raise http.method_not_allowed(req, "GET")
         record = files.ready_file(svc, who.owner, who.is_admin, parts[0])
         return downloads.serve(svc, record["key"], record["filename_orig"], "application/fits",
-                               redirect=req.flag("redirect"))
+                               redirect=req.flag("redirect"), link=req.flag("link"))
     raise http.not_found("route")

@@ -20,4 +20,5 @@ def handle(req: http.Request, svc, who):
         return http.stream_response(outputs.archive(svc.storage, job), media_type="application/gzip",
                                     filename=f"{job['id']}.tar.gz")
     key, media_type = outputs.product(svc.storage, job, req.parts[1])
-    return downloads.serve(svc, key, req.parts[1], media_type, redirect=req.flag("redirect"))
+    return downloads.serve(svc, key, req.parts[1], media_type, redirect=req.flag("redirect"),
+                           link=req.flag("link"))
