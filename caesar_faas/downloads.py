@@ -18,13 +18,24 @@ def wants_redirect(asked: bool) -> bool:
 
 
 def serve(svc: Any, key: str, filename: str, media_type: str, *, redirect: bool = False) -> Any:
+    if wants_redirect(redirect):
+        _stat(svc, key, filename)
+        return _redirect_response(svc.storage.presign_get(key, expires=SIGNED_URL_TTL, filename=filename))
+    return stream(svc, key, filename, media_type)
+
+
+def stream(svc: Any, key: str, filename: str | None, media_type: str) -> Any:
+    """The bytes through the function, never a redirect (for clients that do not follow one);
+    an attachment named `filename`, or inline when it is None."""
+    info = _stat(svc, key, filename or key.rsplit("/", 1)[-1])
+    return stream_response(svc.storage.open(key), media_type=media_type, filename=filename, size=info.size)
+
+
+def _stat(svc: Any, key: str, filename: str) -> Any:
     from .errors import NotFound
 
     try:
-        info = svc.storage.stat(key)
+        return svc.storage.stat(key)
     except ObjectNotFound as exc:
         raise NotFound(f"{filename} is not available", code="content_missing") from exc
-    if wants_redirect(redirect):
-        return _redirect_response(svc.storage.presign_get(key, expires=SIGNED_URL_TTL, filename=filename))
-    return stream_response(svc.storage.open(key), media_type=media_type, filename=filename, size=info.size)
 

@@ -1,16 +1,21 @@
 """jobs: GET / lists the caller's jobs (filters state, app, tag; limit/cursor pagination;
-admins may add all=1)."""
+admins may add all=1). /caesar-rest (the caesar-rest alias GET /caesar/api/v1.0/jobs):
+{"job_ids": [...], "jobs": [caesar-rest's job documents]}, the caller's own, newest first."""
 
 try:  # OpenFaaS image: the shared package is copied next to this file (function.caesar_faas)
-    from .caesar_faas import http
+    from .caesar_faas import caesar_rest, http
+    from .caesar_faas.caesar_rest import jobs as caesar_rest_jobs
     from .caesar_faas.jobs import control
 except ImportError:  # local gateway and tests: the package is importable from the repo root
-    from caesar_faas import http
+    from caesar_faas import caesar_rest, http
+    from caesar_faas.caesar_rest import jobs as caesar_rest_jobs
     from caesar_faas.jobs import control
 
 
 @http.authenticated("GET")
 def handle(req: http.Request, svc, who):
+    if caesar_rest.marked(req):
+        return caesar_rest_jobs.jobs(req, svc, who)
     if req.parts:
         raise http.not_found("route")
     return http.respond(200, control.list_jobs(

@@ -1,17 +1,22 @@
 """upload: POST / stores a FITS image sent inline (multipart field `file`, optional `tag`);
 POST / with a JSON body {filename, size, sha256?, tag?, part_size?, part_crc32?} starts a large
-presigned upload; POST /<id>/complete finishes one; GET / tells the upload limits."""
+presigned upload; POST /<id>/complete finishes one; GET / tells the upload limits.
+/caesar-rest (the caesar-rest alias POST /caesar/api/v1.0/upload): caesar-rest's shape, 200."""
 
 try:  # OpenFaaS image: the shared package is copied next to this file (function.caesar_faas)
-    from .caesar_faas import files, http, uploads
+    from .caesar_faas import caesar_rest, files, http, uploads
+    from .caesar_faas.caesar_rest import files as caesar_rest_files
     from .caesar_faas.multipart import parse_upload
 except ImportError:  # local gateway and tests: the package is importable from the repo root
-    from caesar_faas import files, http, uploads
+    from caesar_faas import caesar_rest, files, http, uploads
+    from caesar_faas.caesar_rest import files as caesar_rest_files
     from caesar_faas.multipart import parse_upload
 
 
 @http.authenticated("GET", "POST")
 def handle(req: http.Request, svc, who):
+    if caesar_rest.marked(req):
+        return caesar_rest_files.upload(req, svc, who)
     if req.method == "GET":
         if req.parts:
             raise http.not_found("route")
