@@ -20,6 +20,7 @@ import io
 import json
 import re
 import shlex
+import shutil
 import subprocess
 import tarfile
 from dataclasses import dataclass, field
@@ -152,7 +153,8 @@ class Replay:
 class Curl:
     """Runs README curl lines against the stack, in a folder holding the README's input file."""
 
-    def __init__(self, stack: LocalStack, token: str, cwd: Path) -> None:
+    def __init__(self, stack: LocalStack, token: str | None, cwd: Path) -> None:
+        assert shutil.which("curl"), "these tests replay the README with the real curl: apt-get install curl (.ci/run does)"
         self.stack, self.token, self.cwd = stack, token, cwd
         self.ids: dict[str, str] = {}
 
@@ -163,8 +165,9 @@ class Curl:
             i = args.index(flag)
             del args[i:i + (2 if flag == "-o" else 1)]
         headers = self.cwd / "headers.txt"
-        done = subprocess.run(["curl", "-sS", "-D", str(headers), "-H", f"Authorization: Bearer {self.token}", *args],
-                              cwd=self.cwd, capture_output=True, timeout=60)
+        auth = ["-H", f"Authorization: Bearer {self.token}"] if self.token else []
+        done = subprocess.run(["curl", "-sS", "-D", str(headers), *auth, *args], cwd=self.cwd, capture_output=True,
+                              timeout=60)
         statuses = re.findall(r"^HTTP/[\d.]+ (\d{3})", headers.read_text(), flags=re.M) if headers.exists() else []
         headers.unlink(missing_ok=True)
         replay = Replay(int(statuses[-1]) if statuses else 0, done.returncode, done.stdout)
@@ -451,3 +454,27 @@ def test_marker_grants_nothing(k8s_stack, node):
         assert resp.json()["state"] == "ABORTED" and resp.json()["option"] == "inputfile"
     marked = alice.get(f"{k8s_stack.url}/function/status/caesar-rest/{job['job_id']}").json()
     assert marked.keys() == alice.get(alias(k8s_stack, f"/job/{job['job_id']}/status")).json().keys()
+
+
+def test_readme_curls_unchanged_with_auth_off(tmp_path_factory, field_image, tmp_path):
+    """CAESAR_AUTH=off (loopback only): a caesar-rest script runs as it was, without a token."""
+    stack = LocalStack(tmp_path_factory.mktemp("auth-off"), free_port(), free_port(),
+                       extra_env={"CAESAR_AUTH": "off"})
+    stack.start()
+    try:
+        sections = parse_usage(USAGE.read_text())
+        (tmp_path / "VGPS_cont_MOS017.fits").write_bytes(field_image)
+        curl = Curl(stack, None, tmp_path)
+        uploaded = curl.run(sections["Data upload"].curls[0])
+        assert uploaded.code == 200
+        same_shape(sections["Data upload"].answers[0], uploaded.json(), EXTRA_KEYS["upload"])
+        curl.ids[README_FILE_ID] = uploaded.json()["uuid"]
+        assert curl.run(sections["Data download"].curls[0]).exit == 0
+        assert (tmp_path / "data.fits").read_bytes() == field_image
+        listed = curl.run(sections["Get uploaded data ids"].curls[0])
+        assert listed.code == 200 and listed.json()["file_ids"] == [uploaded.json()["uuid"]]
+        refused = curl.run(sections["Job submission"].curls[0])  # caesar needs a cluster backend
+        assert refused.code == 400 and refused.json()["state"] == "ABORTED" and refused.json()["option"] == "app"
+        assert "kubernetes" in refused.json()["status"]
+    finally:
+        stack.stop()

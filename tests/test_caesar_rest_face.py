@@ -12,7 +12,7 @@ import pytest
 
 from caesar_faas import caesar_rest
 from caesar_faas.apps.registry import SpecError, get_app, load_spec
-from caesar_faas.apps.validation import ignored_given, validate_options
+from caesar_faas.apps.validation import effective, ignored_given, validate_options
 from caesar_faas.backends.base import handle_of
 from caesar_faas.caesar_rest import inputs, shapes
 from caesar_faas.errors import BadRequest
@@ -125,7 +125,7 @@ def test_caesar_accepts_every_caesar_rest_option():
     for name in NO_OPS:
         assert described[name]["description"].startswith("No effect here")
     # the README's example job: accepted, the no-ops reported and never passed to the finder
-    options = validate_options(spec, README_JOB_INPUTS)
+    options = effective(spec, validate_options(spec, README_JOB_INPUTS))
     assert not NO_OPS & set(options) and options["no-nestedsearch"] is True
     assert ignored_given(spec, README_JOB_INPUTS) == sorted(NO_OPS)
     # what this service cannot do is still refused, and so is anything unknown

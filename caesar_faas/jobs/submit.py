@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from ..apps.registry import get_app
-from ..apps.validation import ignored_given, validate_options
+from ..apps.validation import effective, ignored_given, validate_options
 from ..config import Settings
 from ..errors import BadRequest
 from ..events.subjects import JOBS_SUBMITTED
@@ -130,7 +130,7 @@ def submit(store: Store, bus: Any, settings: Settings, principal_owner: str, bod
     body = _check_body(body)
     spec = _app_spec(body, settings)
     options_in, file_id = _split_inputs(body)
-    options = validate_options(spec, options_in)
+    options = effective(spec, validate_options(spec, options_in))  # no-ops never reach the finder
     input_ref = _input_file(store, principal_owner, file_id,
                             "data_inputs" if body.get("data_inputs") is not None else INPUTFILE)
     timeout = _timeout(body)
