@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from caesar_faas.caesar_rest import inputs, shapes
 from caesar_faas.errors import BadRequest
 from caesar_faas.local import aliases
 from tests.fixtures.jobs import IMAGE_APP, JobsEnv
+from tests.test_apps_registry import GOOD, _write
 
 FILE = "2f0b1c7e-0d6a-4c1e-9a55-6b3f0a1d2e44"
 OTHER = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
@@ -163,29 +163,14 @@ def test_spec_components_key(tmp_path: Path):
     assert pybdsf.catalog_is_components({"catalog_type": "gaul"})
     assert not pybdsf.catalog_is_components({"catalog_type": "srl"})
     assert not get_app("sep").catalog_is_components({})
-    base = textwrap.dedent("""\
-        name: demo
-        description: a demo
-        version: "1"
-        input_option: image
-        default_timeout: 60
-        local_entry: null
-        image: demo:1
-        command: [run]
-        resources: {requests: {cpu: "1", memory: 1Gi}, limits: {cpu: "1", memory: 1Gi}}
-        options:
-          kind: {type: str, description: rows, default: a, enum: [a, b]}
-          quiet: {type: none, description: nothing, ignored: true}
-        """)
-    for extra, message in (("components: {nope: a}", "unknown option"), ("components: {kind: c}", "one of"),
+    base = GOOD + "  quiet: {type: none, description: nothing, ignored: true}\n"
+    assert load_spec(_write(tmp_path, base + "components: {level: DEBUG}\n")).components == {"level": "DEBUG"}
+    for extra, message in (("components: {nope: a}", "unknown option"), ("components: {level: c}", "one of"),
                            ("components: 3", "must be true, false")):
-        path = tmp_path / "demo.yaml"
-        path.write_text(base + extra + "\n")
         with pytest.raises(SpecError, match=message):
-            load_spec(path)
-    path.write_text(base.replace("ignored: true", "ignored: true, mandatory: true"))
+            load_spec(_write(tmp_path, base + extra + "\n"))
     with pytest.raises(SpecError, match="ignored option cannot be mandatory"):
-        load_spec(path)
+        load_spec(_write(tmp_path, base.replace("ignored: true", "ignored: true, mandatory: true")))
 
 
 def test_alias_table_targets_the_marker():

@@ -10,7 +10,6 @@ from .. import downloads
 from .. import files as library
 from ..errors import Conflict, NotFound
 from ..http import Request, method_not_allowed, redirect, respond
-from ..multipart import parse_upload
 from . import PREFIX, forms, route, shapes
 from .errors import CaesarRestError, file_not_found
 
@@ -24,15 +23,10 @@ def upload(req: Request, svc: Any, who: Any) -> dict[str, Any]:
     if req.method != "POST":
         raise method_not_allowed(req, "POST")
     limit = svc.settings.max_inline_upload
-    fields, spooled = parse_upload(
-        req.stream, req.header("Content-Type"), req.header("Content-Length") or None, max_bytes=limit,
+    record = library.store_inline(
+        svc, who.owner, req.stream, req.header("Content-Type"), req.header("Content-Length") or None,
         limit_message=(f"the file is larger than the inline upload limit ({limit} bytes): send large images "
-                       "through POST /function/upload with a JSON body (README, \"Large uploads\")"),
-        spool_dir=str(svc.settings.tmp_dir))
-    try:
-        record = library.store_upload(svc, who.owner, spooled, fields.get("tag"))
-    finally:
-        spooled.spool.close()
+                       "through POST /function/upload with a JSON body (README, \"Large uploads\")"))
     return respond(200, shapes.upload(record))
 
 

@@ -6,11 +6,9 @@ presigned upload; POST /<id>/complete finishes one; GET / tells the upload limit
 try:  # OpenFaaS image: the shared package is copied next to this file (function.caesar_faas)
     from .caesar_faas import caesar_rest, files, http, uploads
     from .caesar_faas.caesar_rest import files as caesar_rest_files
-    from .caesar_faas.multipart import parse_upload
 except ImportError:  # local gateway and tests: the package is importable from the repo root
     from caesar_faas import caesar_rest, files, http, uploads
     from caesar_faas.caesar_rest import files as caesar_rest_files
-    from caesar_faas.multipart import parse_upload
 
 
 @http.authenticated("GET", "POST")
@@ -28,14 +26,9 @@ def handle(req: http.Request, svc, who):
     if req.header("Content-Type").lower().startswith("application/json"):
         return http.respond(201, uploads.create(svc, who, req.json()))
     limit = svc.settings.max_inline_upload
-    fields, upload = parse_upload(
-        req.stream, req.header("Content-Type"), req.header("Content-Length") or None, max_bytes=limit,
+    record = files.store_inline(
+        svc, who.owner, req.stream, req.header("Content-Type"), req.header("Content-Length") or None,
         limit_message=(f"the body is larger than the inline upload limit ({limit} bytes): send large images "
                        "through the presigned route, POST /function/upload with a JSON body "
-                       '{"filename": ..., "size": ...} (README, "Large uploads")'),
-        spool_dir=str(svc.settings.tmp_dir))
-    try:
-        record = files.store_upload(svc, who.owner, upload, fields.get("tag"))
-    finally:
-        upload.spool.close()
+                       '{"filename": ..., "size": ...} (README, "Large uploads")'))
     return http.respond(201, files.public_view(record))
