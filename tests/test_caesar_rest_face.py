@@ -81,6 +81,8 @@ def test_normalise_body():
     assert out["job_inputs"] == {"scoreThr": 0.5, "inputfile": FILE}
     out = inputs.normalise_body({"app": "sep", "data_inputs": f"/d/{FILE}.fits", "job_inputs": {}}, "image")
     assert out == {"app": "sep", "data_inputs": FILE, "job_inputs": {}}
+    devel = {"app": "sep", "data_inputs": f"/d/{FILE}.fits", "is_data_inputs_uid": False, "job_inputs": {}}
+    assert inputs.normalise_body(devel, "image") == {"app": "sep", "data_inputs": FILE, "job_inputs": {}}
     with pytest.raises(BadRequest, match="different files"):
         inputs.normalise_body({"app": "mrcnn", "job_inputs": {"image": FILE, "inputfile": OTHER}}, "image")
     assert inputs.normalise_body({"app": "x", "job_inputs": "no"}, "image") == {"app": "x", "job_inputs": "no"}

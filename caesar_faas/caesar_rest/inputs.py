@@ -16,6 +16,7 @@ from ..errors import BadRequest
 from ..ids import is_id
 
 INPUTFILE = "inputfile"
+DATA_INPUTS_UID = "is_data_inputs_uid"
 MAX_PATH = 4096
 _FILE_NAME = re.compile(r"^(?P<id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
                         r"\.(?:fits|fit|fts)(?:\.gz)?$", re.IGNORECASE)
@@ -42,6 +43,10 @@ def normalise_body(body: dict[str, Any], input_option: str) -> dict[str, Any]:
     """The submission as the library takes it: the input named in job_inputs (as `inputfile` or
     as the app's input option) becomes job_inputs.inputfile=<id>, data_inputs=<id> when given;
     the library then checks that both name the same file of the caller's."""
+    if isinstance(body.get(DATA_INPUTS_UID), bool):
+        # caesar-rest's devel branch: false made data_inputs a raw path; here a path counts only
+        # through its <uuid>.<ext> file name either way, so the flag changes nothing
+        body = {key: value for key, value in body.items() if key != DATA_INPUTS_UID}
     job_inputs = body.get("job_inputs")
     if not isinstance(job_inputs, dict):
         return body  # the library refuses a non-object job_inputs with its own message
