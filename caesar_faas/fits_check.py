@@ -121,12 +121,12 @@ def inspect_chunks(filename: str, chunks: Iterable[bytes], size: int | None, *,
     elif fmt == "fits.gz":
         raise UnsupportedMediaType("the name ends in .gz but the content is not gzip", code="not_gzip")
     else:
-        head = bytearray(first)
+        plain = bytearray(first)
         for chunk in iterator:
-            if len(head) >= HEADER_PROBE:
+            if len(plain) >= HEADER_PROBE:
                 break
-            head.extend(chunk)
-        head, total = bytes(head), size
+            plain.extend(chunk)
+        head, total = bytes(plain), size
     header, header_len = parse_header(head)
     info = image_info(header, header_len, fmt)
     if total is not None and total < info.data_bytes - BLOCK + 1:

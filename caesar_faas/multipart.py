@@ -88,6 +88,7 @@ def parse_upload(stream: BinaryIO, content_type: str, content_length: str | None
         _close_all(spools)
         raise BadRequest("the multipart body has no file in a field named 'file'", code="missing_file")
     spool = part.stream
+    assert isinstance(spool, HashingSpool)  # stream_factory made every file part's stream
     for other in spools:
         if other is not spool:
             other.close()

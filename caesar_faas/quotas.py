@@ -113,7 +113,8 @@ def set_limits(store: Store, owner: str, changes: Any) -> dict[str, int]:
                 return fresh
             except DuplicateId:
                 continue  # created meanwhile: merge into it
-        current = user.get("limits") if isinstance(user.get("limits"), dict) else {}
+        stored = user.get("limits")
+        current: dict[str, Any] = stored if isinstance(stored, dict) else {}
         merged = {**current, **changes}
         merged = {key: value for key, value in merged.items() if value is not None}
         version = user.get("limits_version")

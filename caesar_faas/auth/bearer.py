@@ -114,7 +114,7 @@ def verify_token(token: str, settings: Settings, *, jwks: JwksCache | None = Non
         except jwt.PyJWTError as exc:
             raise _Refused(f"{type(exc).__name__}: {exc}") from None
         owner = claims.get("sub")
-        if not is_valid_owner(owner):
+        if not isinstance(owner, str) or not is_valid_owner(owner):
             raise _Refused("sub missing or not a safe owner id")
         return make_principal(owner, roles_from_claims(claims, settings.roles_claim))
     except _Refused as exc:

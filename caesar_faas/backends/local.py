@@ -281,7 +281,8 @@ class LocalBackend(Backend):
 
     @staticmethod
     def _from_result(result: dict[str, Any]) -> PollResult:
-        state = result.get("state") if result.get("state") in FINAL_STATES else "FAILURE"
+        reported = result.get("state")
+        state = reported if isinstance(reported, str) and reported in FINAL_STATES else "FAILURE"
         exit_code = result.get("exit_code")
         return PollResult(
             state=state,

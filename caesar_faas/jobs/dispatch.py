@@ -210,7 +210,8 @@ def _apply_finished(store: Store, settings: Settings, job_id: str, data: dict[st
     if job is None or job["state"] in TERMINAL:
         return None
     now = epoch()
-    state = data.get("state") if data.get("state") in FINAL_STATES else FAILURE
+    reported = data.get("state")
+    state: str = reported if isinstance(reported, str) and reported in FINAL_STATES else FAILURE
     exit_code = data.get("exit_code")
     exit_code = exit_code if isinstance(exit_code, int) and not isinstance(exit_code, bool) else None
     error_class = data.get("error_class") if data.get("error_class") in (USAGE, SYSTEM, TIMEOUT) else None

@@ -25,6 +25,10 @@ MAX_UNSIZED_PUT = 5 * 1024 * 1024 * 1024
 # MinIO sign it into the URL and refuse a body with another CRC32; the file:// endpoint does too.
 CRC32_HEADER = "x-amz-checksum-crc32"
 
+# Aliases for annotations inside Storage classes, where the name `list` is the method.
+Crc32List = list[str]
+PartList = list[tuple[int, str]]  # (part number, ETag)
+
 
 class ObjectNotFound(KeyError):
     """The key does not exist."""
@@ -178,14 +182,14 @@ class Storage(ABC):
 
     @abstractmethod
     def create_multipart(self, key: str, *, size: int, part_size: int, expires: int = 3600,
-                         crc32s: list[str] | None = None) -> MultipartUpload:
+                         crc32s: Crc32List | None = None) -> MultipartUpload:
         """Start a multipart upload; one presigned URL per part. crc32s (one per part, in order)
         binds each part to its CRC32, which the store checks on the part PUT (S3's composite
         CRC32 checksum); each PartUrl then lists the header its PUT must send."""
 
     @abstractmethod
-    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]], *,
-                           crc32s: list[str] | None = None) -> ObjectInfo:
+    def complete_multipart(self, key: str, upload_id: str, parts: PartList, *,
+                           crc32s: Crc32List | None = None) -> ObjectInfo:
         """parts: (part number, ETag) as the client got them from each part PUT; crc32s: those
         given to create_multipart (S3 wants them again at completion)."""
 
