@@ -61,6 +61,8 @@ class Request:
             doc = json.loads(self.body or b"null")
         except (ValueError, UnicodeDecodeError) as exc:
             raise BadRequest("the body is not valid JSON", code="invalid_json") from exc
+        except RecursionError as exc:  # nesting deeper than the parser's recursion limit
+            raise BadRequest("the body is nested too deeply", code="invalid_json") from exc
         if not isinstance(doc, dict):
             raise BadRequest("the body must be a JSON object", code="invalid_json")
         return doc
