@@ -154,8 +154,15 @@ def complete(svc: Any, who: Any, file_id: str, body: dict[str, Any]) -> dict[str
                          code="sha256_mismatch", field="sha256")
     changes: dict[str, Any] = {"sha256": sha256} if sha256 and not record.get("sha256") else {}
     if record.get("upload_id"):
-        info = svc.storage.complete_multipart(record["key"], record["upload_id"], _parts(body),
-                                              crc32s=record.get("part_crc32"))
+        try:
+            info = svc.storage.complete_multipart(record["key"], record["upload_id"], _parts(body),
+                                                  crc32s=record.get("part_crc32"))
+        except ValueError as exc:  # numbers or ETags that are not this upload's parts
+            raise BadRequest(f"the parts list does not match the uploaded parts: {exc}", code="invalid_parts",
+                             field="parts") from None
+        except ObjectNotFound as exc:
+            raise Conflict("the multipart upload no longer exists (completed, aborted or expired)",
+                           code="upload_gone") from exc
         changes.update(upload_id=None, part_crc32=None)
     else:
         try:
@@ -258,7 +265,7 @@ def _check_replaced(svc: Any, record: dict[str, Any]) -> str:
     (the object still is the validated version), the file is no longer what was checked."""
     current = _current_etag(svc, record["key"])
     if current == record.get("etag"):
-        return "unchanged: a late event for an earlier version"
+        return "unchanged: already ready"  # a late event for an earlier version
     reason = "the object was replaced after it was validated (its upload URL was used again)"
     updated = svc.store.update("files", record["id"], _invalid(svc, reason),
                                expect={"status": "ready", "etag": record.get("etag")})
