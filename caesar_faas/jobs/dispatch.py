@@ -127,6 +127,7 @@ def stop_job(store: Store, backend: Backend, job: Record) -> bool:
     """Free the backend resources of a terminal job; True when they are freed."""
     try:
         backend.cancel(job)
+        backend.release(job)
     except Exception:  # noqa: BLE001 - keep `active`: the monitor tries again
         log.exception("stopping job %s failed", job["id"])
         return False
@@ -282,5 +283,6 @@ def on_cancel(store: Store, backend: Backend, settings: Settings, job_id: str) -
         return {"job_id": job_id, "action": "ignored"}
     # Errors propagate: the handler answers 5xx and the connector redelivers the event later.
     backend.cancel(job)
+    backend.release(job)
     store.update(COLLECTION, job_id, {"active": False}, expect={"active": True})
     return {"job_id": job_id, "action": "stopped", "launched": fill_slots(store, backend, settings)}
