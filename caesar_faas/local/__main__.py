@@ -12,6 +12,7 @@ down (not the runners: their jobs finish and are reconciled after a restart).
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import shutil
 import signal
@@ -117,8 +118,10 @@ class Supervisor:
 
     def start(self, env: dict[str, str]) -> None:
         s = self.settings
-        nats = self.spawn("nats", [nats_binary(), "-js", "-a", "127.0.0.1", "-p", str(s.nats_port),
-                                   "-sd", str(s.home / "nats"), "--server_name", "caesar-local"], env)
+        # The token is in a 0600 config file, not on the command line (visible to every local user).
+        nats = self.spawn("nats", [nats_binary(), "-c", str(nats_config(s)), "-js", "-a", "127.0.0.1",
+                                   "-p", str(s.nats_port), "-sd", str(s.home / "nats"),
+                                   "--server_name", "caesar-local"], env)
         _wait_port(s.nats_port, nats, "nats-server")
         py = sys.executable
         gateway = self.spawn("gateway", [py, "-m", "caesar_faas.local.gateway"], env)
@@ -166,6 +169,32 @@ class Supervisor:
         return 0
 
 
+NATS_TOKEN_FILE = "nats.token"
+NATS_CONFIG_FILE = "nats.conf"
+
+
+def prepare_nats(settings: Settings) -> dict[str, str]:
+    """Environment for the children: the NATS client token, configured (secret caesar-nats-token)
+    or kept in <home>/nats.token (made once, mode 0600). NATS never runs without credentials."""
+    from ..auth.local import secret_file
+
+    token = settings.nats_token or secret_file(settings.home / NATS_TOKEN_FILE)
+    return {"CAESAR_NATS_TOKEN": token}
+
+
+def nats_config(settings: Settings) -> Path:
+    """<home>/nats.conf (mode 0600): the local nats-server's client authorisation."""
+    if not settings.nats_token:
+        raise RuntimeError("no NATS token: prepare_nats() sets it up")
+    path = settings.home / NATS_CONFIG_FILE
+    tmp = path.with_name(f".{NATS_CONFIG_FILE}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"authorization {{\n  token: {json.dumps(settings.nats_token)}\n}}\n")
+    os.replace(tmp, path)
+    return path
+
+
 def stop_local_runners(settings: Settings) -> None:
     """Runner processes are in their own sessions (so a cancel can kill a job's whole process
     group); on shutdown they are stopped too, and the monitor records them as interrupted."""
@@ -185,6 +214,7 @@ def main() -> None:
         (settings.home / sub).mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.update(prepare_auth(settings))
+    env.update(prepare_nats(settings))
     env["CAESAR_HOME"] = str(settings.home)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]),
                                                       env.get("PYTHONPATH")]))
