@@ -32,6 +32,23 @@ class FitsInfo:
     data_bytes: int  # header + padded data size the header promises (uncompressed)
 
 
+# Bidirectional overrides and isolates make a name display as something else (RLO "fits.exe").
+_BIDI = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+
+
+def clean_filename(filename: str) -> str:
+    """The name to record: its last path segment (a name never becomes a path, and is shown
+    without folders), at most 255 characters, no control or bidi-override characters; else 400."""
+    from .errors import BadRequest
+
+    name = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    if (not name or len(name) > 255 or name in (".", "..")
+            or any(ord(c) < 0x20 or ord(c) == 0x7F or c in _BIDI for c in name)):
+        raise BadRequest("the file name must be 1-255 printable characters without control or "
+                         "bidirectional-override characters", code="invalid_filename", field="filename")
+    return name
+
+
 def check_name(filename: str) -> str:
     """The format the name claims ("fits" or "fits.gz"), or 415."""
     match = _NAME_RE.search(filename or "")

@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 
 from flask import Response
 
-from .errors import ApiError, BadRequest, MethodNotAllowed, NotFound
+from .errors import ApiError, BadRequest, MethodNotAllowed, NotFound, UnsupportedMediaType
 
 log = logging.getLogger("caesar.http")
 
@@ -85,6 +85,13 @@ class Request:
 
     def flag(self, name: str) -> bool:
         return (self.arg(name) or "").lower() in ("1", "true", "yes")
+
+
+def require_json(req: Request) -> None:
+    """415 unless the body is declared JSON (routes that take only JSON)."""
+    media = req.header("Content-Type").split(";")[0].strip().lower()
+    if media != "application/json":
+        raise UnsupportedMediaType("send the body as application/json", code="unsupported_media_type")
 
 
 def respond(status: int, body: Any = None, headers: dict[str, str] | None = None) -> dict[str, Any]:

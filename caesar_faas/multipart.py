@@ -83,6 +83,9 @@ def parse_upload(stream: BinaryIO, content_type: str, content_length: str | None
     except ValueError as exc:
         _close_all(spools)
         raise BadRequest(f"the multipart body does not parse: {exc}", code="invalid_multipart") from exc
+    if len(files.getlist("file")) > 1:
+        _close_all(spools)
+        raise BadRequest("send one file per upload: the body has several 'file' fields", code="multiple_files")
     part = files.get("file")
     if part is None or not part.filename:
         _close_all(spools)

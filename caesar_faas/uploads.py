@@ -19,7 +19,7 @@ from .config import Settings
 from .errors import ApiError, BadRequest, Conflict
 from .events.subjects import STORAGE_EVENTS
 from .files import announce, clean_tag, file_key, public_view
-from .fits_check import GZIP_MAGIC, HEADER_PROBE, check_name, inspect_chunks
+from .fits_check import GZIP_MAGIC, HEADER_PROBE, check_name, clean_filename, inspect_chunks
 from .ids import epoch, is_id, iso_epoch, new_id
 from .jobs.states import TERMINAL
 from .runtime import storage_event_id
@@ -77,8 +77,9 @@ def create(svc: Any, who: Any, body: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise BadRequest(f"unknown field(s): {', '.join(sorted(unknown))}", code="invalid_field")
     filename = body.get("filename")
-    if not isinstance(filename, str) or not filename or len(filename) > 255:
+    if not isinstance(filename, str) or not filename:
         raise BadRequest("filename must be a non-empty string", code="invalid_field", field="filename")
+    filename = clean_filename(filename)
     fmt = check_name(filename)
     size = _int_field(body, "size")
     if not 0 < size <= MAX_UPLOAD:

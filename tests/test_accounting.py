@@ -55,8 +55,7 @@ def run_script(store, seed: int = 7, steps: int = 300) -> Ledger:
             record = {"id": new_id(), "owner": owner, "created": clock, "status": status, "size": size}
             store.insert("files", record)
             truth.touch(owner, clock)
-            if status != "invalid":
-                truth.files[owner][record["id"]] = size
+            truth.files[owner][record["id"]] = size  # invalid files count too (issue 18)
         elif action < 0.45 and truth.files[owner]:  # delete one of the owner's files
             file_id = rnd.choice(sorted(truth.files[owner]))
             assert store.delete("files", file_id)

@@ -91,8 +91,12 @@ def create_app(stack: Stack | None = None) -> Flask:
         return json_error(404, "not_found", f"no route {request.path}")
 
     @app.errorhandler(405)
-    def not_allowed(_: Any) -> Any:
-        return json_error(405, "method_not_allowed", f"{request.method} not allowed on {request.path}")
+    def not_allowed(exc: Any) -> Any:
+        answer = json_error(405, "method_not_allowed", f"{request.method} not allowed on {request.path}")
+        allowed = getattr(exc, "valid_methods", None)
+        if allowed:
+            answer.headers["Allow"] = ", ".join(sorted(allowed))
+        return answer
 
     return app
 

@@ -13,4 +13,5 @@ except ImportError:  # local gateway and tests: the package is importable from t
 def handle(req: http.Request, svc, who):
     if req.parts:
         raise http.not_found("route")
+    http.require_json(req)
     return http.respond(202, submit.submit(svc.store, svc.bus, svc.settings, who.owner, req.json()))
