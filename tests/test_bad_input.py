@@ -53,8 +53,12 @@ def world(bad_stack: LocalStack) -> dict[str, str]:
         "job_id"]
     wait_for(lambda: (bad_stack.home / "jobs" / job_id / "child.pid").exists(), timeout=60, message="runner")
     (bad_stack.home / "jobs" / job_id / "go").write_text(json.dumps({"state": "SUCCESS"}))
-    wait_for(lambda: client.get(f"{bad_stack.url}/function/status/{job_id}").json()["state"] == "SUCCESS",
-             timeout=60, message="job end")
+    from caesar_faas.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(bad_stack.home / "caesar.db")
+    wait_for(lambda: (j := store.get("jobs", job_id)) and j["state"] == "SUCCESS" and not j["active"],
+             timeout=60, message="job end, slot released")
+    store.close()
     pending = client.post(bad_stack.url + "/function/upload", json={"filename": "big.fits", "size": 10 * MIB,
                                                                     "part_size": 5 * MIB}).json()
     return {"file": file_id, "job": job_id, "pending": pending["uuid"], "part_url": pending["multipart"]["parts"][0]["url"]}
