@@ -34,7 +34,7 @@ def image_with_sources(tmp: Path) -> bytes:
     from tests.synth import make_image
 
     path = tmp / "field.fits"
-    make_image(str(path), size=128, n_sources=6)
+    make_image(str(path), size=192, n_sources=4, min_sep_beams=4.0, margin_beams=4.0)
     return path.read_bytes()
 
 
