@@ -8,7 +8,7 @@ become keys. Reads and writes stream in chunks: no method holds a whole object i
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
 from urllib.parse import quote
@@ -24,10 +24,6 @@ MAX_UNSIZED_PUT = 5 * 1024 * 1024 * 1024
 # A PUT bound to a CRC32 (S3 encoding, checksums.crc32_b64) must carry it in this header: S3 and
 # MinIO sign it into the URL and refuse a body with another CRC32; the file:// endpoint does too.
 CRC32_HEADER = "x-amz-checksum-crc32"
-
-# Aliases for annotations inside Storage classes, where the name `list` is the method.
-Crc32List = list[str]
-PartList = list[tuple[int, str]]  # (part number, ETag)
 
 
 class ObjectNotFound(KeyError):
@@ -53,6 +49,14 @@ class PartUrl:
     offset: int
     size: int
     headers: dict[str, str] = field(default_factory=dict)  # to send with the PUT
+
+
+# Module-level names: inside the Storage classes `list` is the listing method, not the type.
+PartUrls = list[PartUrl]
+PartPlan = list[tuple[int, int, int]]  # (part number, offset, size)
+StoredParts = list[tuple[int, str, int]]  # (part number, ETag, size)
+Crc32List = list[str]
+PartList = list[tuple[int, str]]  # (part number, ETag)
 
 
 @dataclass(frozen=True)
@@ -186,6 +190,16 @@ class Storage(ABC):
         """Start a multipart upload; one presigned URL per part. crc32s (one per part, in order)
         binds each part to its CRC32, which the store checks on the part PUT (S3's composite
         CRC32 checksum); each PartUrl then lists the header its PUT must send."""
+
+    @abstractmethod
+    def list_parts(self, key: str, upload_id: str) -> StoredParts:
+        """(part number, ETag, size) of the parts of an unfinished upload stored so far, by
+        number; ObjectNotFound for an unknown (or finished) upload."""
+
+    @abstractmethod
+    def part_urls(self, key: str, upload_id: str, *, size: int, part_size: int, numbers: Sequence[int],
+                  expires: int = 3600, crc32s: Sequence[str] | None = None) -> PartUrls:
+        """Fresh presigned URLs for some parts of an unfinished upload (a client resuming it)."""
 
     @abstractmethod
     def complete_multipart(self, key: str, upload_id: str, parts: PartList, *,
