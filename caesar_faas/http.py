@@ -88,9 +88,10 @@ class Request:
 
 
 def require_json(req: Request) -> None:
-    """415 unless the body is declared JSON (routes that take only JSON)."""
+    """415 when a body is sent as anything but JSON (routes that take only JSON); an empty body
+    without a type is left to Request.json (400)."""
     media = req.header("Content-Type").split(";")[0].strip().lower()
-    if media != "application/json":
+    if media != "application/json" and (media or req.body):
         raise UnsupportedMediaType("send the body as application/json", code="unsupported_media_type")
 
 
