@@ -73,6 +73,7 @@ def test_invalid_files_expire(stack: LocalStack, monkeypatch: pytest.MonkeyPatch
     for name, value in stack.env().items():
         if name.startswith("CAESAR_"):
             monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CAESAR_NATS_TOKEN", (stack.home / "nats.token").read_text().strip())
     svc = Services(load_settings())
     assert uploads.expire(svc, time.time() + svc.settings.upload_ttl + 1) >= 1
     assert client.get(f"{stack.url}/function/files/{body['uuid']}").status_code == 404
