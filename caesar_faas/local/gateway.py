@@ -10,10 +10,10 @@ import os
 from typing import Any
 
 from flask import Blueprint, Flask, request
-from waitress import serve
 
 from ..config import load_settings
 from ..runtime import services
+from ..serving import json_http_errors, serve
 from . import aliases
 from .faas_adapter import call, json_error, load_handler
 from .stack import Stack, load_stack
@@ -86,6 +86,8 @@ def create_app(stack: Stack | None = None) -> Flask:
     if signed is not None:
         app.register_blueprint(signed)
 
+    json_http_errors(app)  # any other HTTP error werkzeug raises by itself
+
     @app.errorhandler(404)
     def not_found(_: Any) -> Any:
         return json_error(404, "not_found", f"no route {request.path}")
@@ -106,7 +108,7 @@ def main() -> None:
                         format="%(asctime)s gateway %(levelname)s %(name)s: %(message)s")
     settings = load_settings()
     app = create_app()
-    # Above this waitress answers 413 itself; below it the functions answer with JSON errors.
+    # Above this waitress answers 413 itself (as JSON, serving.py); below it the functions answer.
     body_limit = 2 * max(settings.max_inline_upload, settings.part_size) + 16 * 1024 * 1024
     log.info("gateway listening on http://%s:%d", settings.http_host, settings.http_port)
     serve(app, host=settings.http_host, port=settings.http_port, threads=16, max_request_body_size=body_limit,
