@@ -10,6 +10,7 @@ import os
 from typing import Any
 
 from flask import Blueprint, Flask, request
+from werkzeug.routing import PathConverter
 
 from ..config import load_settings
 from ..runtime import services
@@ -35,9 +36,17 @@ def health() -> tuple[dict[str, str], bool]:
     return checks, all(v == "ok" for v in checks.values())
 
 
+class AnyPath(PathConverter):
+    """werkzeug's path converter, newlines included (its `.` stops at one): a path parameter
+    holding %0A must reach its function, which answers for it, not miss every route."""
+
+    regex = "[^/](?s:.)*?"
+
+
 def create_app(stack: Stack | None = None) -> Flask:
     stack = stack or load_stack()
     app = Flask("caesar-gateway")
+    app.url_map.converters["path"] = AnyPath  # before any route is added (the blueprint's too)
 
     def invoke(name: str, path: str) -> Any:
         fn = stack.functions.get(name)
