@@ -273,7 +273,7 @@ def test_refused_with_a_4xx_json_and_nothing_stored(bad_stack: LocalStack, world
     assert isinstance(body.get("error"), str) and isinstance(body.get("status"), str), body
     if answer.status_code == 405:
         assert answer.headers.get("Allow"), "a 405 names the allowed methods"
-    wait_for(lambda: not list((bad_stack.home / "tmp").glob("*")), timeout=10, message="spool emptied")
+    wait_for(lambda: not list((bad_stack.home / "tmp").glob("*")), timeout=60, message="spool emptied")
     assert snapshot(bad_stack) == before, name
 
 

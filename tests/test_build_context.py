@@ -62,7 +62,7 @@ def start(context: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
             raise AssertionError(proc.stdout.read().decode())
         return requests.get(url + "/", timeout=1).status_code > 0
 
-    wait_for(up, timeout=30, message=f"{context.name} to start")
+    wait_for(up, timeout=60, message=f"{context.name} to start")
     return proc, url
 
 

@@ -396,7 +396,7 @@ def test_code_only_routes_on_real_jobs(k8s_stack, node, fake, field_image):
     try:
         job_id = client.post(alias(k8s_stack, "/job"), json={"app": "sep", "data_inputs": file_id,
                                                                "job_inputs": {}}).json()["job_id"]
-        wait_for(lambda: fake.job(f"caesar-{job_id}") is not None, timeout=30, message="the Job")
+        wait_for(lambda: fake.job(f"caesar-{job_id}") is not None, timeout=60, message="the Job")
         for route in ("output", "sources", "preview", "output-plot"):
             resp = client.get(alias(k8s_stack, f"/job/{job_id}/{route}"))
             assert resp.status_code == 202 and resp.json()["job_id"] == job_id
@@ -406,7 +406,7 @@ def test_code_only_routes_on_real_jobs(k8s_stack, node, fake, field_image):
         assert resp.status_code == 200 and resp.json() == {"status": "Job canceled and status updated in DB"}
         assert client.post(alias(k8s_stack, f"/job/{job_id}/cancel")).json() == resp.json()  # idempotent
         assert client.get(alias(k8s_stack, f"/job/{job_id}/status")).json()["state"] == "ABORTED"
-        wait_for(lambda: fake.job(f"caesar-{job_id}") is None, timeout=30, message="the Job to be deleted")
+        wait_for(lambda: fake.job(f"caesar-{job_id}") is None, timeout=60, message="the Job to be deleted")
     finally:
         node.paused = False
 
