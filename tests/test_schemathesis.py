@@ -162,7 +162,7 @@ def supply(world: World, case: schemathesis.Case) -> dict[str, str]:
             case.path_parameters[name] = choose([*pools.get(name, world.pools[name]), value], value)
     query = case.query if isinstance(case.query, dict) else {}
     for name, value in list(query.items()):
-        if name in world.pools and name != "user" or (name == "user" and "accounting" in case.path):
+        if name in world.pools:  # cursor, user (accounting)
             query[name] = choose([*world.pools[name], value], value)
         if name == "wait" and isinstance(value, int) and MAX_WAIT < value <= 60:
             query[name] = MAX_WAIT
