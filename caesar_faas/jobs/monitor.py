@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 TIMEOUT_GRACE = 30.0  # seconds past the timeout before the monitor steps in (the runner ends first)
 LAUNCH_GRACE = 60.0  # a STARTED job without backend_ref younger than this is still being launched
+ORPHAN_GRACE = 60.0  # a runner still exits for a while after its final event: not an orphan yet
 DEFAULT_BATCH = 100
 LOST_MESSAGE = "runner died without a final status"
 
@@ -68,7 +69,7 @@ def run_monitor(store: Store, backend: Backend, bus: Any, settings: Settings, no
         summary["launched"] = _guard(summary, {"id": None}, fill_slots, store, backend, settings) or []
     if storage is not None:
         _expire(store, backend, storage, now, batch, summary)
-    _cancel_orphans(store, backend, summary)
+    _cancel_orphans(store, backend, now, summary)
     return summary
 
 
@@ -150,15 +151,16 @@ def _check_active(store: Store, backend: Backend, settings: Settings, job: Recor
         stop_job(store, backend, done)
 
 
-def _cancel_orphans(store: Store, backend: Backend, summary: dict[str, Any]) -> None:
-    """Backend jobs whose record is gone, or finished with its resources released: nothing will
-    ever stop them otherwise (a cancel lost before it reached the backend, a record expired).
-    Listed by the backend itself, bounded by what it runs, never by the size of the store."""
+def _cancel_orphans(store: Store, backend: Backend, now: float, summary: dict[str, Any]) -> None:
+    """Backend jobs whose record is gone, or ended ORPHAN_GRACE ago with its resources released:
+    nothing will ever stop them otherwise (a cancel lost before it reached the backend, a record
+    expired). Listed by the backend itself, bounded by what it runs, never by the store's size."""
     listing = getattr(backend, "launched_jobs", None)
     for orphan in (_guard(summary, {"id": None}, listing) if listing else None) or []:
         job = store.get(COLLECTION, orphan["id"])
-        if job is not None and not (job["state"] in TERMINAL and not job.get("active")):
-            continue  # still ours to run, or a terminal job step 2 is stopping
+        if job is not None and not (job["state"] in TERMINAL and not job.get("active")
+                                    and now - float(job.get("finished") or 0) > ORPHAN_GRACE):
+            continue  # still ours to run, being stopped by step 2, or its runner is just exiting
         if _guard(summary, orphan, lambda o: backend.cancel(o) or True, orphan):
             summary["orphans"].append(orphan["id"])
 
