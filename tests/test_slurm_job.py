@@ -194,3 +194,12 @@ def test_unknown_api_version_is_a_clear_error() -> None:
                                               (36608, (143, None)), (15, (143, 15)), (9, (137, 9))])
 def test_wait_status_is_decoded(raw: int, decoded: tuple) -> None:
     assert decode_wait_status(raw) == decoded
+
+
+def test_without_slurm_the_cluster_tests_say_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.fixtures import slurm as fixture
+
+    monkeypatch.setattr(fixture, "_which", lambda name: None if name == "slurmrestd" else f"/usr/sbin/{name}")
+    reason = fixture.why_not_runnable()
+    assert reason and "apt-get install slurmctld slurmd slurmrestd munge slurm-wlm-jwt-plugin" in reason
+    assert "slurmrestd" in reason.split("missing:")[1]

@@ -6,6 +6,7 @@ events), and the monitor reconciles what Slurm says."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import time
@@ -24,6 +25,7 @@ from tests.fixtures.slurm import SlurmCluster
 from tests.fixtures.stack import LocalStack
 from tests.helpers import free_port, wait_for
 from tests.synth import make_image
+from tests.test_stack_job_control import job_processes, record, status, submit, upload
 
 ENDED = ("SUCCESS", "FAILURE", "TIMED-OUT", "ABORTED")
 
@@ -53,35 +55,13 @@ def client(stack: LocalStack, slurm: SlurmCluster) -> Any:
     return stack.client("hpc")
 
 
-def upload(client: Any, stack: LocalStack, path: Path) -> str:
-    with open(path, "rb") as fh:
-        resp = client.post(stack.url + "/function/upload", files={"file": (path.name, fh)}, timeout=120)
-    assert resp.status_code == 201, resp.text
-    return resp.json()["uuid"]
-
-
-def submit(client: Any, stack: LocalStack, app: str, file_id: str, **extra: Any) -> str:
-    resp = client.post(stack.url + "/function/submit", timeout=30,
-                       json={"app": app, "job_inputs": {}, "data_inputs": file_id, **extra})
-    assert resp.status_code == 202, resp.text
-    return resp.json()["job_id"]
-
-
-def status(client: Any, stack: LocalStack, job_id: str) -> dict[str, Any]:
-    return client.get(f"{stack.url}/function/status/{job_id}", timeout=30).json()
-
-
 def ends(client: Any, stack: LocalStack, job_id: str, timeout: float = 180) -> dict[str, Any]:
     return wait_for(lambda: (v := status(client, stack, job_id))["state"] in ENDED and v, timeout=timeout,
                     interval=0.2, message=f"job {job_id} to end")
 
 
-def record(stack: LocalStack, job_id: str) -> dict[str, Any]:
-    return SQLiteStore(stack.home / "caesar.db").get("jobs", job_id) or {}
-
-
 def slurm_id(stack: LocalStack, job_id: str) -> int:
-    return wait_for(lambda: (record(stack, job_id).get("backend_ref") or {}).get("slurm_job_id"), timeout=60,
+    return wait_for(lambda: ((record(stack, job_id) or {}).get("backend_ref") or {}).get("slurm_job_id"), timeout=60,
                     message="the dispatcher to submit the Slurm job")
 
 
@@ -90,21 +70,6 @@ def running(client: Any, stack: LocalStack, job_id: str) -> int:
     ident = slurm_id(stack, job_id)
     wait_for(lambda: status(client, stack, job_id)["progress"] >= 15, timeout=120, message="the finder to run")
     return ident
-
-
-def job_processes(job_id: str) -> list[int]:
-    """Live processes whose environment names this job: the runner and the finder under it."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            if job_id.encode() in (entry / "environ").read_bytes() and stat[stat.rindex(")") + 2] != "Z":
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
 
 
 def step_daemons(ident: int) -> list[int]:
@@ -183,9 +148,8 @@ def test_same_submitted_event_three_times_submits_once(client, stack, slurm, ima
 
 def test_orphaned_slurm_jobs_are_cancelled(client, stack, slurm, images) -> None:
     # 1. a caesar-* job the store has never heard of (its record expired, another stack's leftover)
-    settings = load_settings()
-    stray = SlurmBackend(settings.__class__(**{**settings.__dict__, "job_backend": "slurm", "home": stack.home,
-                                               "slurm": slurm.slurm_settings(runner="sleep 300")}))
+    stray = SlurmBackend(dataclasses.replace(load_settings(), job_backend="slurm", home=stack.home,
+                                             slurm=slurm.slurm_settings(runner="sleep 300")))
     unknown = sample_job(timeout=300, dispatch={"attempts": 1}, input={"file_id": "f", "key": "files/x/y",
                                                                          "filename": "y.fits"})
     stray_id = stray.launch(unknown)["slurm_job_id"]
