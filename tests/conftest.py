@@ -10,5 +10,6 @@ pytest_plugins = [
     "tests.fixtures.k8s",
     "tests.fixtures.jobs",
     "tests.fixtures.runner",
+    "tests.fixtures.client",
     "tests.fixtures.slurm",
 ]
