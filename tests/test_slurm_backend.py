@@ -1,8 +1,8 @@
 """The Slurm backend against a real single-node Slurm (tests/fixtures/slurm.py): every state
 mapping, cancel, idempotent launch, tokens, errors and the grace period of vanished jobs, with
 small shell commands as the runner so each job takes a second or two. The job that proves
-Slurm's time limit is submitted first and checked last: slurmctld looks at time limits only
-every 30 s, so it needs 60-90 s, which the other tests use."""
+Slurm's time limit is submitted by the first test here and checked in tests/test_slurm_stack.py:
+slurmctld looks at time limits only every 30 s, so it needs 60-90 s, which the other tests use."""
 
 from __future__ import annotations
 
@@ -20,9 +20,8 @@ import pytest
 from caesar_faas.backends.base import LaunchError, PollResult
 from caesar_faas.backends.slurm import SlurmBackend
 from caesar_faas.backends.slurm.job import output_file
-from caesar_faas.config import Settings, load_settings
 from tests.fixtures.k8s import sample_job, sample_spec
-from tests.fixtures.slurm import PARTITION, SlurmCluster
+from tests.fixtures.slurm import SIDE_PARTITION, SlurmCluster
 from tests.helpers import free_port, wait_for
 
 SPECS = {
@@ -39,13 +38,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def service_settings(cluster: SlurmCluster, home: Path, **slurm: Any) -> Settings:
-    return dataclasses.replace(load_settings(), home=home, storage_url=f"file://{home / 'objects'}",
-                               public_url="http://caesar.example.org", signing_key="slurm-test-signing-key",
-                               nats_url="nats://127.0.0.1:1", job_backend="slurm",
-                               slurm=cluster.slurm_settings(**slurm))
 
 
 def new_job(**changes: Any) -> dict[str, Any]:
@@ -69,19 +61,14 @@ def launched(backend: SlurmBackend, job: dict[str, Any]) -> dict[str, Any]:
 class Early:
     """Jobs submitted before the module's first test and checked by its last ones."""
 
-    limited: tuple[SlurmBackend, dict[str, Any]]  # would sleep 10 min, timeout 1 s: Slurm's 1 min ends it
     finished: tuple[SlurmBackend, dict[str, Any]]  # ended at once: slurmctld forgets it after MinJobAge
 
 
 @pytest.fixture(scope="module", autouse=True)
 def early(slurm_cluster: SlurmCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Early]:
     home = tmp_path_factory.mktemp("early")
-    sleeper = SlurmBackend(service_settings(slurm_cluster, home, runner="sleep 600"), get_app=SPECS.get)
-    quick = SlurmBackend(service_settings(slurm_cluster, home, runner="true", lost_grace=0), get_app=SPECS.get)
-    found = Early(limited=(sleeper, launched(sleeper, new_job(timeout=1))),
-                  finished=(quick, launched(quick, new_job())))
-    yield found
-    slurm_cluster.run("scancel", "--name", f"caesar-{found.limited[1]['id']}")
+    quick = SlurmBackend(slurm_cluster.service_settings(home, runner="true", lost_grace=0), get_app=SPECS.get)
+    yield Early(finished=(quick, launched(quick, new_job())))
 
 
 @pytest.fixture
@@ -91,7 +78,7 @@ def make_backend(slurm_cluster: SlurmCluster, tmp_path: Path) -> Iterator[Callab
 
     def make(runner: str | None = None, **slurm: Any) -> SlurmBackend:
         clock = slurm.pop("clock", time.time)
-        backend = SlurmBackend(service_settings(slurm_cluster, tmp_path, runner=runner, **slurm),
+        backend = SlurmBackend(slurm_cluster.service_settings(tmp_path, runner=runner, **slurm),
                                get_app=SPECS.get, clock=clock)
         made.append(backend)
         return backend
@@ -103,13 +90,14 @@ def make_backend(slurm_cluster: SlurmCluster, tmp_path: Path) -> Iterator[Callab
             slurm_cluster.scancel(row["id"])
 
 
-def test_job_goes_to_slurm_named_after_the_job_with_its_limits(slurm_cluster: SlurmCluster, early: Early) -> None:
-    backend, job = early.limited
+def test_job_goes_to_slurm_named_after_the_job_with_its_limits(slurm_cluster: SlurmCluster,
+                                                              slurm_time_limited: tuple) -> None:
+    backend, job = slurm_time_limited
     ref = job["backend_ref"]
     assert ref["backend"] == "slurm" and ref["name"] == f"caesar-{job['id']}"
     shown = slurm_cluster.run("scontrol", "show", "job", str(ref["slurm_job_id"]))
     for field in (f"JobName=caesar-{job['id']}", f"Comment={job['id']}", "TimeLimit=00:01:00", "Requeue=0",
-                  f"Partition={PARTITION}", "NumCPUs=1", "MinMemoryNode=256M",
+                  f"Partition={SIDE_PARTITION}", "NumCPUs=1", "MinMemoryNode=64M",
                   f"WorkDir={slurm_cluster.workdir}", f"StdOut={output_file(backend.settings, job['id'])}"):
         assert field in shown, (field, shown)
     assert until(backend, job, ("PENDING", "RUNNING")).state in ("PENDING", "RUNNING")
@@ -267,11 +255,4 @@ def test_a_finished_job_vanishes_after_min_job_age_then_counts_as_lost(early: Ea
     wait_for(lambda: states.append(backend.poll(job).state) or states[-1] == "GONE", timeout=90, interval=0.5,
              message="slurmctld to forget the finished job")
     assert states[0] == "SUCCESS" and set(states) == {"SUCCESS", "GONE"}, states
-
-
-def test_slurms_time_limit_ends_the_job_timed_out(early: Early) -> None:
-    backend, job = early.limited
-    result = until(backend, job, timeout=180)
-    assert (result.state, result.error_class) == ("TIMED-OUT", "timeout"), result
-    assert result.details["slurm_state"] == "TIMEOUT" and result.details["slurm_reason"] == "TimeLimit"
 

@@ -170,6 +170,16 @@ def test_orphaned_slurm_jobs_are_cancelled(client, stack, slurm, images) -> None
     assert status(client, stack, job_id)["state"] == "ABORTED"
 
 
+def test_slurms_time_limit_ends_a_job_timed_out(slurm_time_limited) -> None:
+    """Its job (tests/fixtures/slurm.py) was submitted by the first Slurm test; it shares the node,
+    so this comes before the test that stops the node."""
+    backend, job = slurm_time_limited
+    result = wait_for(lambda: (r := backend.poll(job)).state not in ("PENDING", "RUNNING") and r, timeout=180,
+                      interval=0.5, message="Slurm's time limit to end the job")
+    assert (result.state, result.error_class) == ("TIMED-OUT", "timeout"), result
+    assert result.details["slurm_state"] == "TIMEOUT" and result.details["slurm_reason"] == "TimeLimit"
+
+
 def test_stopped_slurmd_leaves_the_job_to_the_grace_rule(client, stack, slurm, images) -> None:
     """The node dies with the job on it: slurmd stops and the job's processes with it. Until
     slurmctld gives up on the node (SlurmdTimeout) nothing changes; then the job ends FAILURE
