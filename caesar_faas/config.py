@@ -75,7 +75,24 @@ class Settings:
     quota_queued_jobs: int
     quota_running_jobs: int
     public_url: str
-    slurm: SlurmSettings
+    # The web page's "Sign in with <provider>" (OIDC authorization code + PKCE in the browser);
+    # unset: the page offers the token field only.
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_provider: str | None = None  # the name on the button (default: the issuer's host)
+    oidc_scope: str = "openid"
+    # NATS client token (issue 18): secret caesar-nats-token; `make run` generates one in CAESAR_HOME.
+    nats_token: str | None = field(default=None, repr=False)
+    # Master key of the per-job keys that sign status events (jobs/status_auth.py).
+    status_key: str | None = field(default=None, repr=False)
+    # The Slurm job backend (issue 16): CAESAR_SLURM_*, SlurmSettings below.
+    slurm: SlurmSettings = field(default_factory=lambda: load_slurm_settings())
+
+    @property
+    def nats_client_url(self) -> str:
+        """nats_url with the token as its user part (how nats-py and MinIO take a token); never
+        log it. nats_url itself carries no credentials."""
+        return with_token(self.nats_url, self.nats_token)
 
     @property
     def objects_dir(self) -> Path:
@@ -136,6 +153,12 @@ def load_settings() -> Settings:
         quota_queued_jobs=env_int("CAESAR_QUOTA_QUEUED_JOBS", 50),
         quota_running_jobs=env_int("CAESAR_QUOTA_RUNNING_JOBS", 2),
         public_url=env_str("CAESAR_PUBLIC_URL", gateway_url),
+        oidc_issuer=env_str("CAESAR_OIDC_ISSUER", "") or None,
+        oidc_client_id=env_str("CAESAR_OIDC_CLIENT_ID", "") or None,
+        oidc_provider=env_str("CAESAR_OIDC_PROVIDER_NAME", "") or None,
+        oidc_scope=env_str("CAESAR_OIDC_SCOPE", "openid"),
+        nats_token=read_secret("caesar-nats-token", "CAESAR_NATS_TOKEN"),
+        status_key=read_secret("caesar-status-key", "CAESAR_STATUS_KEY"),
         slurm=load_slurm_settings(),
     )
 
@@ -158,6 +181,9 @@ class SlurmSettings:
     image_dir: str | None  # <image_dir>/<app>.sif for apps run from their container image
     workdir: str  # on the nodes: the jobs' work folders and their Slurm output
     nats_url: str | None  # NATS as the nodes reach it (None: Settings.nats_url)
+    # The NATS token the jobs publish with (secret caesar-slurm-nats-token): a credential of the
+    # nodes' own, never the service's; None: jobs get no token (the monitor then reads Slurm).
+    nats_token: str | None = field(repr=False)
     time_margin: int  # seconds added to the job timeout for Slurm's limit (the runner stops first)
     lost_grace: int  # seconds a job Slurm no longer knows may wait for its final event
     orphan_interval: int  # seconds between two scans for orphaned caesar-* Slurm jobs
@@ -179,8 +205,19 @@ def load_slurm_settings() -> SlurmSettings:
         image_dir=env_str("CAESAR_SLURM_IMAGE_DIR", "") or None,
         workdir=env_str("CAESAR_SLURM_WORKDIR", "/scratch/caesar"),
         nats_url=env_str("CAESAR_SLURM_NATS_URL", "") or None,
+        nats_token=read_secret("caesar-slurm-nats-token", "CAESAR_SLURM_NATS_TOKEN"),
         time_margin=env_int("CAESAR_SLURM_TIME_MARGIN", 60),
         lost_grace=env_int("CAESAR_SLURM_LOST_GRACE", 120),
         orphan_interval=env_int("CAESAR_SLURM_ORPHAN_INTERVAL", 120),
         request_timeout=env_int("CAESAR_SLURM_REQUEST_TIMEOUT", 30),
     )
+
+
+def with_token(url: str, token: str | None) -> str:
+    """nats://host:port -> nats://<token>@host:port (a URL that already has a user part is kept)."""
+    from urllib.parse import quote, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if not token or "@" in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=f"{quote(token, safe='')}@{parts.netloc}"))

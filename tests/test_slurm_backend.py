@@ -124,6 +124,7 @@ def test_job_environment_is_the_contract_and_nothing_of_the_service(
         make_backend: Callable[..., SlurmBackend], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "service-secret")
     monkeypatch.setenv("CAESAR_JWT_SECRET", "another-service-secret")
+    monkeypatch.setenv("CAESAR_NATS_TOKEN", "service-nats-token")
     dump = "import json, os; print(json.dumps(dict(os.environ)))"
     backend = make_backend(shlex.join([sys.executable, "-c", dump]))
     job = launched(backend, new_job(options={"label": "$(touch /tmp/caesar-slurm-pwned)"}))
@@ -133,7 +134,8 @@ def test_job_environment_is_the_contract_and_nothing_of_the_service(
     document = json.loads(env["CAESAR_JOB"])
     assert document["id"] == job["id"] and document["options"] == {"label": "$(touch /tmp/caesar-slurm-pwned)"}
     assert set(document["transfer"]["product_urls"]) >= {"catalog.csv", "job.log", "manifest.json"}
-    assert "CAESAR_STORAGE_URL" not in env and "CAESAR_JWT_SECRET" not in env
+    assert "CAESAR_STORAGE_URL" not in env and "CAESAR_JWT_SECRET" not in env and "CAESAR_NATS_TOKEN" not in env
+    assert "service-nats-token" not in out and env["CAESAR_JOB_KEY"]
     assert not [name for name in env if name.startswith("AWS_")] and "service-secret" not in out
     assert env["SLURM_JOB_NAME"] == f"caesar-{job['id']}" and env["CAESAR_WORKDIR"].endswith(job["id"])
     assert not Path("/tmp/caesar-slurm-pwned").exists()

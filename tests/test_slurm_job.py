@@ -42,6 +42,8 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("CAESAR_SLURM_PARTITION", "astro")
     monkeypatch.setenv("CAESAR_SLURM_ACCOUNT", "inaf")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "service-secret")  # must not reach the job
+    monkeypatch.setenv("CAESAR_NATS_TOKEN", "service-nats-token")  # nor the service's NATS token
+    monkeypatch.delenv("CAESAR_SLURM_NATS_TOKEN", raising=False)
     return load_settings()
 
 
@@ -70,15 +72,17 @@ def test_environment_is_the_runner_contract_with_transfer_urls_only(settings: Se
     assert env["CAESAR_NATS_URL"] == "nats://service-side:4222"
     assert not set(env) & set(FORBIDDEN_ENV)
     assert not [k for k in env if k.startswith("AWS_")] and "service-secret" not in json.dumps(env)
-    assert set(env) <= {"PATH", "LANG", "LC_ALL", "TZ", "PYTHONPATH", "CAESAR_JOB", "CAESAR_NATS_URL",
+    assert "CAESAR_NATS_TOKEN" not in env and "service-nats-token" not in json.dumps(env)
+    assert env["CAESAR_JOB_KEY"] and env["CAESAR_JOB_KEY"] != settings.status_key
+    assert set(env) <= {"PATH", "LANG", "LC_ALL", "TZ", "PYTHONPATH", "CAESAR_JOB", "CAESAR_NATS_URL", "CAESAR_JOB_KEY",
                         "CAESAR_WORKDIR", "HOME", "TMPDIR", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
                         "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS", "MPLBACKEND", "PYTHONUNBUFFERED"}
 
 
-def test_nodes_can_reach_nats_at_their_own_address(settings: Settings) -> None:
-    env = build_request(sample_job(), sample_spec(), with_slurm(settings, nats_url="nats://login:4222"),
-                        TRANSFER).environment
-    assert env["CAESAR_NATS_URL"] == "nats://login:4222"
+def test_nodes_reach_nats_at_their_own_address_with_their_own_token(settings: Settings) -> None:
+    nodes = with_slurm(settings, nats_url="nats://login:4222", nats_token="nodes-token")
+    env = build_request(sample_job(), sample_spec(), nodes, TRANSFER).environment
+    assert env["CAESAR_NATS_URL"] == "nats://login:4222" and env["CAESAR_NATS_TOKEN"] == "nodes-token"
 
 
 def test_user_options_never_reach_the_script(settings: Settings) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import secrets
 import signal
 import time
 from pathlib import Path
@@ -43,8 +44,13 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, slurm_cluster: SlurmCluster) -> Any:
     home = tmp_path_factory.mktemp("slurm-stack")
-    s = LocalStack(home, free_port(), free_port(),
-                   extra_env={"CAESAR_JOB_BACKEND": "slurm", **slurm_cluster.environment()})
+    # The jobs publish their events with a token of their own (CAESAR_SLURM_NATS_TOKEN); on one
+    # machine it is simply the stack's, which `make run` keeps in <home>/nats.token.
+    token = secrets.token_hex(16)
+    (home / "nats.token").write_text(token + "\n")
+    (home / "nats.token").chmod(0o600)
+    s = LocalStack(home, free_port(), free_port(), extra_env={
+        "CAESAR_JOB_BACKEND": "slurm", **slurm_cluster.environment(CAESAR_SLURM_NATS_TOKEN=token)})
     s.start()
     yield s
     s.stop()

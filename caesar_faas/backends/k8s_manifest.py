@@ -43,7 +43,7 @@ DEFAULT_COMMAND = ["python", "-m", "caesar_faas.runner"]
 TMP_SIZE = "1Gi"
 
 # The runner reads this from the Secret (by reference); runner_env's inline value is dropped.
-SECRET_ENV = ("CAESAR_NATS_URL",)
+SECRET_ENV = ("CAESAR_NATS_URL", "CAESAR_NATS_TOKEN")
 
 NAME_PREFIX = "caesar-"
 LABEL_JOB_ID = "caesar.io/job-id"

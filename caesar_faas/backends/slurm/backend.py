@@ -10,7 +10,8 @@ this module talks to slurmrestd and applies the rules:
   and an existing Slurm job is returned instead of submitting a second one.
 - cancel sends DELETE /slurm/<v>/job/<id> (SIGTERM, then SIGKILL after Slurm's KillWait); a job
   Slurm no longer knows or that already ended counts as cancelled.
-- poll maps Slurm's state (status.py). A job slurmctld no longer knows (purged MinJobAge seconds
+- poll maps Slurm's state (status.py); a final state lists the products the runner uploaded,
+  for when its final event never arrives (no NATS token for the nodes, NATS away). A job slurmctld no longer knows (purged MinJobAge seconds
   after it ended, or lost) is left unchanged for CAESAR_SLURM_LOST_GRACE seconds, so a final
   event still in flight can land, then reported GONE (the monitor records FAILURE, system).
   The grace is counted in this process (the monitor keeps its backend between runs); a restart
@@ -34,6 +35,7 @@ from typing import Any
 from ...apps.spec import AppSpec
 from ...config import Settings
 from ...jobs.transfer import presigned_transfer, transfer_expiry
+from ...runner.contract import PRODUCT_NAMES, output_prefix
 from ...storage.base import Storage
 from ...store.base import Record
 from ..base import Backend, LaunchError, PollResult
@@ -199,7 +201,19 @@ class SlurmBackend(Backend):
         result = classify(found)
         if result is None:
             return self._unchanged(job, f"Slurm job {found.slurm_id} is in state {found.state}, unknown here")
+        if result.state in ("SUCCESS", "FAILURE", "TIMED-OUT"):
+            result.details["products"] = self._products(job)
         return result
+
+    def _products(self, job: Record) -> list[str]:
+        """The products the runner uploaded (for a job whose final event never arrived)."""
+        prefix = output_prefix(job["owner"], job["id"])
+        try:
+            names = {info.key[len(prefix):] for info in self.storage.list(prefix)}
+        except Exception:  # noqa: BLE001 - the outcome stands without the list
+            log.warning("cannot list the products of job %s", job["id"], exc_info=True)
+            return []
+        return [name for name in PRODUCT_NAMES if name in names]
 
     def _vanished_result(self, job: Record, slurm_id: int | None) -> PollResult:
         now = self._clock()

@@ -7,8 +7,10 @@
   with every word quoted (shlex.quote). User options travel only inside CAESAR_JOB, an
   environment value the script never expands.
 - The environment is built from nothing: the runner contract (runner/contract.py) with the
-  presigned, job-scoped transfer URLs, PATH and the locale. No storage URL, no storage keys, no
-  service secrets: a job's environment is readable by the Slurm user and the cluster's admins.
+  presigned, job-scoped transfer URLs and the job's own status-signing key, PATH and the locale.
+  No storage URL, no storage keys, no service secrets: a job's environment is readable by the
+  Slurm user and the cluster's admins. NATS gets the nodes' own token (CAESAR_SLURM_NATS_TOKEN),
+  never the service's.
 - The work folder is CAESAR_SLURM_WORKDIR/<job id> (created by the script, removed when the runner
   ends: the products are uploaded by then); Slurm's output file, which holds the runner's log,
   stays beside it as CAESAR_SLURM_WORKDIR/caesar-<job id>.out.
@@ -145,6 +147,10 @@ def environment(job: Record, settings: Settings, transfer: dict[str, Any], *,
     env.update(runner_env(job, settings, work_folder(settings, job["id"]), transfer=transfer))
     if settings.slurm.nats_url:
         env["CAESAR_NATS_URL"] = settings.slurm.nats_url
+    # The service's NATS token is not the nodes': a job's environment is readable on the cluster.
+    env.pop("CAESAR_NATS_TOKEN", None)
+    if settings.slurm.nats_token:
+        env["CAESAR_NATS_TOKEN"] = settings.slurm.nats_token
     for name in FORBIDDEN_ENV:
         if name in env:
             raise ValueError(f"{name} must not reach a Slurm job")  # a contract change gone wrong
