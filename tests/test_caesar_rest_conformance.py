@@ -37,6 +37,7 @@ from tests.fixtures.k8s import FakeKubernetes
 from tests.fixtures.kube_node import FakeNode
 from tests.fixtures.stack import LocalStack
 from tests.helpers import free_port, wait_for
+from tests.openapi_doc import resolved
 from tests.samples import fits_bytes
 from tests.synth import make_image
 
@@ -104,27 +105,13 @@ def same_shape(readme: Any, ours: Any, extra: set[str] = frozenset(), where: str
             same_shape(readme[0], item, where=f"{where}[{i}]")
 
 
-def _resolve(node: Any) -> Any:
-    """The document's node with every local $ref replaced by what it points at."""
-    if isinstance(node, dict):
-        if "$ref" in node:
-            target: Any = OPENAPI
-            for part in node["$ref"].removeprefix("#/").split("/"):
-                target = target[part]
-            return _resolve(target)
-        return {key: _resolve(value) for key, value in node.items()}
-    if isinstance(node, list):
-        return [_resolve(item) for item in node]
-    return node
-
-
 def documented(method: str, url: str, code: int, body: bytes) -> None:
     """An alias answer is one openapi.yaml documents: its route, its status code, and (for JSON)
     a body valid against the alias's own schema."""
     path = "/" + url.split("://", 1)[1].split("/", 1)[1].split("?", 1)[0]
     routes = [p for p in OPENAPI["paths"] if re.fullmatch(re.sub(r"\{\w+\}", "[^/]+", p), path)]
     assert routes, f"{path} is not documented"
-    responses = _resolve(OPENAPI["paths"][max(routes, key=len)][method.lower()]["responses"])
+    responses = resolved(OPENAPI["paths"][max(routes, key=len)][method.lower()]["responses"])
     assert str(code) in responses, f"{method} {path} answered {code}, not documented"
     schema = (responses[str(code)].get("content") or {}).get("application/json", {}).get("schema")
     if schema is not None:

@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pytest
 import requests
-import yaml
 from openapi_spec_validator import validate
 
 from caesar_faas.local import aliases
 from caesar_faas.local.stack import load_stack
+from tests.openapi_doc import DOC, resolved
 
 ROOT = Path(__file__).resolve().parents[1]
-DOC = yaml.safe_load((ROOT / "openapi.yaml").read_text())
 METHODS = {"get", "post", "put", "patch", "delete"}
 SAMPLES = {"file_id": str(uuid.uuid4()), "job_id": str(uuid.uuid4()), "app": "sep", "product": "catalog.csv",
            "user": "alice", "key": "files/alice/x", "asset": "app.js"}
@@ -78,20 +77,6 @@ def test_undocumented_methods_answer_405_with_allow(stack, path, method):
 
 # ---- the drift the review's schemathesis run found (issue 18 item 10); tests/test_schemathesis.py
 # keeps the whole document honest, these pin each finding ----
-
-def resolved(node):
-    """`node` with every local $ref replaced by what it points at (the document has no cycles)."""
-    if isinstance(node, dict):
-        if "$ref" in node:
-            target = DOC
-            for part in node["$ref"].removeprefix("#/").split("/"):
-                target = target[part]
-            return resolved(target)
-        return {key: resolved(value) for key, value in node.items()}
-    if isinstance(node, list):
-        return [resolved(item) for item in node]
-    return node
-
 
 def assert_conforms(resp, path: str, method: str = "get") -> None:
     """The answer's status is documented for the operation and its JSON body fits that schema."""

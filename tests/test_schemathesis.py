@@ -23,7 +23,6 @@ from typing import Any
 import pytest
 import requests
 import schemathesis
-import yaml
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -38,6 +37,7 @@ from caesar_faas.store.sqlite import SQLiteStore
 from tests.fixtures.holding_runner import HOLD_NAME
 from tests.fixtures.stack import LocalStack
 from tests.helpers import free_port, wait_for
+from tests.openapi_doc import DOC
 from tests.samples import fits_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -193,8 +193,7 @@ def test_world_is_what_the_run_was_given(world: World) -> None:
     would silently turn the run into one against 404s only) and they still are what this module
     says. Prints the counts for the issue note (-s)."""
     operations = {label for label, _ in world.answers}
-    document = yaml.safe_load((ROOT / "openapi.yaml").read_text())
-    documented = {f"{method.upper()} {path}" for path, item in document["paths"].items() for method in item
+    documented = {f"{method.upper()} {path}" for path, item in DOC["paths"].items() for method in item
                   if method in ("get", "put", "post", "delete", "options", "patch")}
     assert operations == documented, sorted(operations ^ documented)
     succeeded = {label for (label, status), n in world.answers.items() if 200 <= status < 300}
