@@ -17,7 +17,7 @@ def handle(req: http.Request):
     import time
 
     svc = runtime.services()
-    if req.method not in ("POST", "GET"):
+    if req.method != "POST":  # a run changes state: never on a GET (prefetchers, crawlers)
         raise http.method_not_allowed(req, "POST")
     # Only a request without credentials is an anonymous trigger; bad credentials are a 401.
     who = http.caller(req, svc.settings) if req.header("Authorization") else None
