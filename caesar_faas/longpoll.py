@@ -5,6 +5,7 @@ many waiters could subscribe to caesar.jobs.status instead."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .jobs.control import load_job
@@ -13,12 +14,17 @@ from .jobs.states import TERMINAL
 POLL_INTERVAL = 0.5
 
 
+def _state(job: dict[str, Any]) -> str:
+    return str(job["state"])
+
+
 def wait_for_change(store: Any, owner: str, is_admin: bool, job_id: str, *, wait: int,
-                    since: str | None) -> dict[str, Any]:
+                    since: str | None, key: Callable[[dict[str, Any]], str] = _state) -> dict[str, Any]:
+    """`key` is what the client knows of the job: its state (native API) or its UWS phase."""
     job = load_job(store, owner, job_id, admin=is_admin)
     deadline = time.monotonic() + wait
-    known = since or job["state"]
-    while job["state"] == known and job["state"] not in TERMINAL and time.monotonic() < deadline:
+    known = since or key(job)
+    while key(job) == known and job["state"] not in TERMINAL and time.monotonic() < deadline:
         time.sleep(min(POLL_INTERVAL, max(0.0, deadline - time.monotonic())))
         job = load_job(store, owner, job_id, admin=is_admin)
     return job
