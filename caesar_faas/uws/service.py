@@ -253,9 +253,27 @@ def create(svc: Any, who: Caller, app: str, pairs: list[tuple[str, str]]) -> dic
         body["tag"] = asked.runid
     if timeout is not None:
         body["timeout"] = timeout
-    created = submit.submit(svc.store, svc.bus, settings, who.owner, body, hold=not asked.run,
-                            held_status=HELD_STATUS, destruction=destruction)
+    try:
+        created = submit.submit(svc.store, svc.bus, settings, who.owner, body, hold=not asked.run,
+                                held_status=HELD_STATUS, destruction=destruction)
+    except BadRequest as exc:
+        raise _in_uws_terms(exc) from exc
     return load(svc, who, app, created["job_id"])
+
+
+# The native submission's field names, as the UWS parameters that carried them.
+_UWS_NAMES = {"data_inputs": params.INPUTFILE, "inputfile": params.INPUTFILE, "tag": "RUNID",
+              "timeout": "EXECUTIONDURATION"}
+
+
+def _in_uws_terms(exc: BadRequest) -> BadRequest:
+    """A native refusal named after the UWS parameter at fault ("parameter inputfile: ...")."""
+    option = exc.extra.get("option")
+    if not isinstance(option, str):
+        return exc
+    name = _UWS_NAMES.get(option, option)
+    message = exc.message if exc.message.startswith(f"option '{name}'") else f"parameter {name}: {exc.message}"
+    return BadRequest(message, code=exc.code, headers=exc.headers, **{**exc.extra, "option": name})
 
 
 def _input_file_id(svc: Any, who: Caller, inputfile: str) -> str:
