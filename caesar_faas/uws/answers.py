@@ -88,4 +88,4 @@ def only(req: Request, *methods: str) -> None:
 
 
 def no_route(req: Request) -> NotFound:
-    return NotFound(f"no UWS resource {'/'.join(req.parts)}")
+    return NotFound(f"no route /{'/'.join(req.parts)} in the UWS service")
