@@ -167,7 +167,7 @@ def test_aegean_job_end_to_end(runner_job, image, tmp_path: Path) -> None:
     final = check_events(job.events(), job.job_id, job.owner)
     assert (final["state"], final["exit_code"]) == ("SUCCESS", 0)
     stored = job.stored()
-    assert sorted(stored) == sorted(PRODUCTS)
+    assert sorted(stored) == sorted(PRODUCTS + ["background.fits", "rms.fits"])  # + BANE's maps (issue 15)
     manifest = {e["name"]: e for e in json.loads(stored["manifest.json"])}
     assert all(manifest[n]["sha256"] == hashlib.sha256(stored[n]).hexdigest() for n in PRODUCTS[:-1])
     expected = direct_catalog("aegean", image_path, options, tmp_path / "direct")
