@@ -346,3 +346,30 @@ def test_the_job_document_is_valid_in_every_phase_seen(uws_stack, alice, field_i
 
     wait_for(ended, timeout=300, interval=0.05, message="the job to end")
     assert phases[-1] == "COMPLETED" and set(phases) <= {"QUEUED", "EXECUTING", "COMPLETED"}
+
+
+def test_the_readme_pyvo_example(uws_stack, field_id):
+    """README "Virtual Observatory": pyvo's own UWS client drives a job and reads the catalogue."""
+    from pyvo.dal import AsyncTAPJob
+
+    token = uws_stack.token("alice")
+
+    class Bearer(requests.auth.AuthBase):
+        def __call__(self, r):
+            if r.url.startswith(uws_stack.url + "/function/"):
+                r.headers["Authorization"] = f"Bearer {token}"
+            return r
+
+    session = requests.Session()
+    session.auth = Bearer()
+    created = session.post(jobs_url(uws_stack), data={"inputfile": field_id, "thresh": "5", "RUNID": "m31"},
+                           timeout=60)
+    job = AsyncTAPJob(created.url, session=session)
+    job.run().wait(timeout=300)
+    job.raise_if_error()
+    assert job.phase == "COMPLETED" and job.uws_version == "1.1"
+    sources = job.fetch_result().to_table()
+    assert len(sources) >= 4 and str(sources["ra"].unit) == "deg"
+    assert {r.id_ for r in job.results} >= {"result", "catalog.csv", "sources.reg", "manifest.json"}
+    job.delete()
+    assert session.get(created.url, timeout=30).status_code == 404
