@@ -100,9 +100,8 @@ def list_jobs(svc: Any, who: Caller, app: str, *, phase_filter: list[str], after
     limit = DEFAULT_LAST if last is None else min(last, DEFAULT_LAST)
     if limit == 0:
         return []
-    base: dict[str, Any] = {"app": app, "deleted": {"nin": [True]}}
-    if not who.is_admin:
-        base["owner"] = who.owner
+    # Owner-scoped for everyone (an admin reads any job by its URL, but lists only their own).
+    base: dict[str, Any] = {"owner": who.owner, "app": app, "deleted": {"nin": [True]}}
     if after is not None:
         base["created"] = {"gt": after}
     found: dict[str, dict[str, Any]] = {}
