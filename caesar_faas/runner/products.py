@@ -92,7 +92,9 @@ def write_catalog_products(rows: Sequence[dict[str, Any]], out_dir: Path, *, ima
     ]
     radius_pix = _beam_radius_pix(header)
     try:
-        paths.append(write_preview(image_path, hdu_index, clean, out_dir / PREVIEW, default_radius_pix=radius_pix))
+        title = f"{provenance.get('input_filename') or image_path.name} · {provenance.get('app', '')} · {len(clean)} sources"
+        paths.append(write_preview(image_path, hdu_index, clean, out_dir / PREVIEW, title=title,
+                                   default_radius_pix=radius_pix))
     except Exception:  # noqa: BLE001 - see docstring
         log.exception("the preview image could not be drawn; the other products are complete")
     shape = (int(header.get("NAXIS2", 0)), int(header.get("NAXIS1", 0)))
