@@ -207,7 +207,7 @@ def write_preview(image_path: Path, hdu_index: int, rows: Sequence[dict[str, Any
     rect = (LEFT / width, BOTTOM / height, panel_w / width, panel_h / height)
     wcs = binned_wcs(header, f)
     if wcs is not None:
-        ax = fig.add_axes(rect, projection=wcs)
+        ax: Any = fig.add_axes(rect, projection=wcs)  # astropy WCSAxes (typed as plain Axes)
         system = sky_frame(header).system
         lon_name, lat_name = AXIS_NAMES.get(system, ("longitude", "latitude"))
         ax.coords[0].set_axislabel(f"{lon_name} ({system})")

@@ -6,12 +6,12 @@ client shows the text as it is). Requests are parsed here too: parameters come a
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
+from .. import http
 from ..errors import ApiError, MethodNotAllowed, NotFound, UnsupportedMediaType
 from ..http import Request
 from .documents import MEDIA_TYPE
@@ -40,21 +40,9 @@ def error(exc: ApiError) -> dict[str, Any]:
 
 
 def endpoint(fn: Callable[[Request], Any]) -> Callable[[Any, Any], Any]:
-    """Like http.endpoint, with text errors: ApiError -> its status and message; anything else
-    -> 500 with no internals."""
-
-    @functools.wraps(fn)
-    def handle(event: Any, context: Any) -> Any:
-        req = Request(event)
-        try:
-            return fn(req)
-        except ApiError as exc:
-            return error(exc)
-        except Exception:  # noqa: BLE001 - a 500 must never carry internals
-            log.exception("unhandled error in UWS %s %s", req.method, "/".join(req.parts))
-            return text("internal error; the operators have the details\n", 500)
-
-    return handle
+    """http.endpoint with text errors: ApiError -> its status and message; anything else -> 500
+    with no internals."""
+    return http.endpoint(fn, errors=error)
 
 
 def query_pairs(req: Request) -> list[tuple[str, str]]:
