@@ -67,6 +67,8 @@ RMS_MAP = "rms.fits"
 RESIDUAL_MAP = "residual.fits"
 MAP_NAMES = (BACKGROUND_MAP, RMS_MAP, RESIDUAL_MAP)
 PRODUCT_NAMES = (CATALOG_CSV, CATALOG_VOT, CATALOG_JSON, REGIONS, PREVIEW, *MAP_NAMES, JOB_LOG, MANIFEST)
+# What every successful job leaves, whatever its finder (the maps depend on the finder).
+COMMON_PRODUCTS = tuple(name for name in PRODUCT_NAMES if name not in MAP_NAMES)
 
 
 def job_document(job: Record, transfer: dict[str, Any] | None = None) -> dict[str, Any]:
