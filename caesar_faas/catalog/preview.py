@@ -210,6 +210,10 @@ def write_preview(image_path: Path, hdu_index: int, rows: Sequence[dict[str, Any
         ax: Any = fig.add_axes(rect, projection=wcs)  # astropy WCSAxes (typed as plain Axes)
         system = sky_frame(header).system
         lon_name, lat_name = AXIS_NAMES.get(system, ("longitude", "latitude"))
+        if lon_name == "Right ascension":
+            # Plain h/m/s: the default superscripts need matplotlib's mathtext, whose parser
+            # alone costs about 0.3 s to build in each new runner process.
+            ax.coords[0].set_separator(("h", "m", "s"))
         ax.coords[0].set_axislabel(f"{lon_name} ({system})")
         ax.coords[1].set_axislabel(f"{lat_name} ({system})")
         ax.coords.grid(color="white", alpha=0.35, linestyle="solid", linewidth=0.6)
