@@ -12,8 +12,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .errors import BadRequest
 from .jobs.control import load_job
-from .jobs.states import TERMINAL
+from .jobs.states import ALL, TERMINAL
 
 POLL_INTERVAL = 0.5
 
@@ -25,7 +26,10 @@ def _state(job: dict[str, Any]) -> str:
 def wait_for_change(store: Any, owner: str, is_admin: bool, job_id: str, *, wait: int,
                     since: str | None, since_progress: int | None = None,
                     key: Callable[[dict[str, Any]], str] = _state) -> dict[str, Any]:
-    """`key` is what the client knows of the job: its state (native API) or its UWS phase."""
+    """`key` is what the client knows of the job: its state (native API, checked here) or its UWS
+    phase (uws/service.py checks those)."""
+    if since and key is _state and since not in ALL:
+        raise BadRequest(f"state must be one of {', '.join(ALL)}", code="invalid_query")
     job = load_job(store, owner, job_id, admin=is_admin)
     deadline = time.monotonic() + wait
     known = since or key(job)
