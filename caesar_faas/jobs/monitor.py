@@ -9,7 +9,10 @@ lists all jobs. Steps, each a compare-and-set so a concurrent dispatcher wins or
 3. PENDING jobs not picked up for `redispatch_after` seconds are published again, and free
    slots are filled directly (so a dead bus does not stall the queue);
 4. jobs not ended at their UWS destruction time (`expires` set while active) are aborted;
-5. expired terminal jobs lose their products and their record.
+5. expired terminal jobs lose their products and their record;
+6. orphans: jobs a backend still runs (Backend.launched_jobs, the Slurm backend) that the store
+   says are finished, or does not know, are cancelled.
+A job the backend reports ABORTED (cancelled outside the service: `scancel`) ends ABORTED.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ log = logging.getLogger(__name__)
 
 TIMEOUT_GRACE = 30.0  # seconds past the timeout before the monitor steps in (the runner ends first)
 LAUNCH_GRACE = 60.0  # a STARTED job without backend_ref younger than this is still being launched
+ORPHAN_GRACE = 60.0  # a runner still exits for a while after its final event: not an orphan yet
 DEFAULT_BATCH = 100
 LOST_MESSAGE = "runner died without a final status"
 
@@ -53,7 +57,7 @@ def run_monitor(store: Store, backend: Backend, bus: Any, settings: Settings, no
     now = epoch() if now is None else now
     summary: dict[str, Any] = {key: [] for key in (
         "timed_out", "reconciled", "lost", "relaunch", "stopped", "redispatched", "launched", "destroyed",
-        "expired", "errors")}
+        "expired", "aborted", "orphans", "errors")}
     for job in store.find(COLLECTION, {"state": {"in": [STARTED, RUNNING]}}):
         _guard(summary, job, _check_active, store, backend, settings, job, now, grace, summary)
     leftovers = store.find(COLLECTION, {"active": True, "state": {"in": sorted(TERMINAL)}}, limit=batch)
@@ -68,6 +72,7 @@ def run_monitor(store: Store, backend: Backend, bus: Any, settings: Settings, no
         _guard(summary, job, _destroy_due, store, backend, settings, job, now, summary)
     if storage is not None:
         _expire(store, backend, storage, now, batch, summary)
+    _cancel_orphans(store, backend, now, summary)
     return summary
 
 
@@ -119,6 +124,13 @@ def _check_active(store: Store, backend: Backend, settings: Settings, job: Recor
     result = backend.poll(job)
     if result.state in (RUNNING, PENDING):
         return
+    if result.state == ABORTED:
+        done = _finish(store, settings, job, now, ABORTED, exit_status=None, error_class=None,
+                       status=f"Aborted: {result.message or 'cancelled outside the service'}")
+        if done is not None:
+            summary["aborted"].append(job["id"])
+            stop_job(store, backend, done)
+        return
     if result.state in (SUCCESS, FAILURE, TIMED_OUT):
         fields = result_fields(result, "reconciled by the monitor: the final event was lost")
         done = _finish(store, settings, job, now, result.state, **fields)
@@ -159,6 +171,20 @@ def result_fields(result: PollResult, why: str) -> dict[str, Any]:
     if result.state == SUCCESS:
         fields["progress"] = 100
     return fields
+
+
+def _cancel_orphans(store: Store, backend: Backend, now: float, summary: dict[str, Any]) -> None:
+    """Backend jobs whose record is gone, or ended ORPHAN_GRACE ago with its resources released:
+    nothing will ever stop them otherwise (a cancel lost before it reached the backend, a record
+    expired). Listed by the backend itself, bounded by what it runs, never by the store's size."""
+    listing = getattr(backend, "launched_jobs", None)
+    for orphan in (_guard(summary, {"id": None}, listing) if listing else None) or []:
+        job = store.get(COLLECTION, orphan["id"])
+        if job is not None and not (job["state"] in TERMINAL and not job.get("active")
+                                    and now - float(job.get("finished") or 0) > ORPHAN_GRACE):
+            continue  # still ours to run, being stopped by step 2, or its runner is just exiting
+        if _guard(summary, orphan, lambda o: backend.cancel(o) or True, orphan):
+            summary["orphans"].append(orphan["id"])
 
 
 def _redispatch(store: Store, bus: Any, settings: Settings, now: float, batch: int,
