@@ -87,6 +87,7 @@ PROBES = {
     "dispatcher": ("POST", "/", 403),
     "monitor": ("POST", "/", 403),
     "ui": ("GET", "/", 200),
+    "uws": ("GET", "/sep/jobs", 200),  # an empty UWS job list
 }
 
 

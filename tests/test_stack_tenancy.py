@@ -14,7 +14,8 @@ from tests.samples import fits_bytes
 from tests.synth import make_image
 
 PUBLIC = {"/healthz", "/", "/openapi.yaml", "/storage/o/{key}",  # the last: signed URLs instead of tokens
-          "/function/ui/config.json", "/function/ui/{asset}"}  # the web page's own files and settings
+          "/function/ui/config.json", "/function/ui/{asset}",  # the web page's own files and settings
+          "/function/uws/{app}/availability", "/function/uws/{app}/capabilities"}  # VOSI, for VO tools
 
 
 @pytest.fixture(scope="module")
