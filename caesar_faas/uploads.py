@@ -225,7 +225,7 @@ def _register_one(svc: Any, event_name: str, key: str, size: int | None, etag: s
 def expire(svc: Any, now: float, batch: int = 100) -> int:
     """Drop pending uploads past their deadline (abort their multipart upload, delete any bytes)."""
     count = 0
-    for record in svc.store.find("files", {"status": "pending", "expires": {"lt": now}}, limit=batch):
+    for record in svc.store.find("files", {"status": "pending", "expires": {"lt": now}}, limit=batch, order="expires"):
         if svc.store.update("files", record["id"], {"status": "deleting"}, expect={"status": "pending"}):
             from .files import finish_delete
 
