@@ -216,6 +216,39 @@ class LocalStorage(Storage):
             content_type: str = "application/octet-stream") -> ObjectInfo:
         return self._put(key, stream, size=size, limit=None, content_type=content_type)
 
+    @property
+    def staging_dir(self) -> Path:
+        """Where a file meant for put_file should be written: on the storage's filesystem, so
+        put_file is a rename, not a copy."""
+        return self._tmp
+
+    def put_file(self, key: str, path: str, *, size: int, md5: str | None = None,
+                 content_type: str = "application/octet-stream") -> ObjectInfo:
+        """Move the file into place when it is on this filesystem (with its md5 known, nothing
+        is read again); otherwise copy it once like put()."""
+        validate_key(key)
+        if os.stat(path).st_size != size:
+            raise ValueError(f"{path} does not hold the declared {size} bytes")
+        tmp = self._tmp_file()
+        try:
+            os.replace(path, tmp)
+        except OSError:  # another filesystem (EXDEV): one copy
+            with open(path, "rb") as fh:
+                return self.put(key, fh, size=size, content_type=content_type)
+        try:
+            if md5 is None:
+                with open(tmp, "rb") as fh:
+                    digest = hashlib.md5(usedforsecurity=False)
+                    while chunk := fh.read(CHUNK):
+                        digest.update(chunk)
+                md5 = digest.hexdigest()
+            try:
+                return self._publish(tmp, key, md5, content_type)
+            except (NotADirectoryError, IsADirectoryError, FileExistsError) as exc:
+                raise ValueError(f"key {key!r} conflicts with an existing object or folder") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+
     def _put(self, key: str, stream: BinaryIO, *, size: int | None, limit: int | None,
              content_type: str, crc32: str | None = None) -> ObjectInfo:
         validate_key(key)

@@ -23,12 +23,13 @@ def handle(req: http.Request, svc, who):
     if req.header("Content-Type").lower().startswith("application/json"):
         return http.respond(201, uploads.create(svc, who, req.json()))
     limit = svc.settings.max_inline_upload
+    folder, md5 = files.spool_dir(svc)
     fields, upload = parse_upload(
         req.stream, req.header("Content-Type"), req.header("Content-Length") or None, max_bytes=limit,
         limit_message=(f"the body is larger than the inline upload limit ({limit} bytes): send large images "
                        "through the presigned route, POST /function/upload with a JSON body "
                        '{"filename": ..., "size": ...} (README, "Large uploads")'),
-        spool_dir=str(svc.settings.tmp_dir))
+        spool_dir=folder, md5=md5)
     try:
         record = files.store_upload(svc, who.owner, upload, fields.get("tag"))
     finally:
