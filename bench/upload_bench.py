@@ -20,16 +20,12 @@ import argparse
 import hashlib
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -37,6 +33,9 @@ sys.path.insert(0, str(ROOT))
 import requests  # noqa: E402
 
 from caesar_faas.uploads_client import upload_large  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench"))
+from benchlib import Stack, free_port, wait_until  # noqa: E402
 
 MIB = 1024 * 1024
 RSS_LIMIT = 200 * 1000 * 1000
@@ -49,26 +48,6 @@ def parse_size(text: str) -> int:
     if text and text[-1] in units:
         return int(float(text[:-1]) * units[text[-1]])
     return int(text)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until(probe: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = probe()
-            if value:
-                return value
-        except (requests.RequestException, OSError, ValueError):
-            pass
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def make_fits(path: Path, size: int) -> str:
@@ -125,71 +104,6 @@ class InlineBody:
                 self.pending = self.pending[n - len(out):]
         self.left -= len(out)
         return out
-
-
-class Gateway:
-    """The gateway child of the stack: its pid and peak RSS (VmHWM, resettable via clear_refs)."""
-
-    def __init__(self, supervisor_pid: int) -> None:
-        self.pid = wait_until(lambda: self._find(supervisor_pid), 30, "the gateway process")
-
-    @staticmethod
-    def _find(parent: int) -> int | None:
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                cmd = (entry / "cmdline").read_bytes().split(b"\0")
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-            if ppid == parent and b"caesar_faas.local.gateway" in cmd:
-                return int(entry.name)
-        return None
-
-    def reset_peak(self) -> bool:
-        try:
-            Path(f"/proc/{self.pid}/clear_refs").write_text("5")
-            return True
-        except OSError:
-            return False
-
-    def peak_rss(self) -> int:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-        return 0
-
-
-class Stack:
-    def __init__(self, home: Path, extra_env: dict[str, str]) -> None:
-        self.home = home
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CAESAR_")}
-        env.update({"CAESAR_HOME": str(home), "CAESAR_HTTP_PORT": str(self.port),
-                    "CAESAR_NATS_PORT": str(free_port()), "PYTHONUNBUFFERED": "1", **extra_env})
-        self.proc = subprocess.Popen([sys.executable, "-m", "caesar_faas.local"], cwd=ROOT, env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        wait_until(lambda: requests.get(self.url + "/healthz", timeout=2).status_code == 200, 90,
-                   "the local stack to be healthy")
-        self.gateway = Gateway(self.proc.pid)
-        from caesar_faas.tokens import mint_token
-
-        secret = (home / "jwt.secret").read_text().strip()
-        self.token = mint_token(secret, "bench", ("user",), 6 * 3600)
-        self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {self.token}"
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
 
 
 class Moto:

@@ -24,7 +24,7 @@ from typing import Any
 from .jobs.states import FAILURE, SUCCESS, TIMED_OUT
 from .quotas import COUNTED_FILE_STATUSES
 from .store.base import Record, Store
-from .store.totals import APP, USER, quantile, split
+from .store.totals import APP, USER, groups, quantiles
 
 STATS_ID = "accounting"
 FINISHED_BY_APP = (SUCCESS, FAILURE, TIMED_OUT)
@@ -36,33 +36,33 @@ def _empty_user(owner: str) -> dict[str, Any]:
 
 
 def user_figures(aggregate: Record) -> dict[str, Any]:
-    counts = aggregate["counts"]
-    files_by_status = split(counts, "files_by_status")
-    bytes_by_status = split(counts, "bytes_by_status")
+    found = groups(aggregate["counts"])
+    plain, files_by_status, bytes_by_status = found[""], found.get("files_by_status", {}), found.get("bytes_by_status", {})
     return {
         "user": aggregate["name"],
         "files": sum(files_by_status.get(s, 0) for s in COUNTED_FILE_STATUSES),
         "bytes": sum(bytes_by_status.get(s, 0) for s in COUNTED_FILE_STATUSES),
         "files_by_status": dict(sorted(files_by_status.items())),
-        "jobs": counts.get("jobs", 0),
-        "jobs_by_state": dict(sorted(split(counts, "jobs_by_state").items())),
-        "jobs_by_app": dict(sorted(split(counts, "jobs_by_app").items())),
-        "cpu_seconds": counts.get("cpu_us", 0) / 1e6,
-        "wall_seconds": counts.get("wall_us", 0) / 1e6,
+        "jobs": plain.get("jobs", 0),
+        "jobs_by_state": dict(sorted(found.get("jobs_by_state", {}).items())),
+        "jobs_by_app": dict(sorted(found.get("jobs_by_app", {}).items())),
+        "cpu_seconds": plain.get("cpu_us", 0) / 1e6,
+        "wall_seconds": plain.get("wall_us", 0) / 1e6,
         "last_activity": aggregate.get("latest"),
     }
 
 
 def app_figures(aggregate: Record) -> dict[str, Any]:
-    counts = aggregate["counts"]
-    states = split(counts, "jobs_by_state")
+    found = groups(aggregate["counts"])
+    states = found.get("jobs_by_state", {})
     finished = sum(states.get(state, 0) for state in FINISHED_BY_APP)
-    runs = {int(index): n for index, n in split(counts, "run").items()}
+    runs = {int(index): n for index, n in found.get("run", {}).items()}
+    median, p95 = quantiles(runs, (0.5, 0.95))
     return {
-        "app": aggregate["name"], "jobs": counts.get("jobs", 0), "jobs_by_state": dict(sorted(states.items())),
+        "app": aggregate["name"], "jobs": found[""].get("jobs", 0), "jobs_by_state": dict(sorted(states.items())),
         "finished": finished, "succeeded": states.get(SUCCESS, 0),
         "success_rate": states.get(SUCCESS, 0) / finished if finished else None,
-        "run_time": {"count": sum(runs.values()), "median": quantile(runs, 0.5), "p95": quantile(runs, 0.95)},
+        "run_time": {"count": sum(runs.values()), "median": median, "p95": p95},
     }
 
 

@@ -21,8 +21,10 @@ contain '.' or '$' (names are escaped), so MongoDB can $inc them in place.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
 from datetime import datetime
+from itertools import accumulate
 from typing import Any
 
 from ..jobs.states import SUCCESS, TERMINAL
@@ -101,26 +103,33 @@ def bucket_bounds(index: int) -> tuple[float, float]:
     return SMALLEST * 10 ** ((index - 1) / BUCKETS_PER_DECADE), SMALLEST * 10 ** (index / BUCKETS_PER_DECADE)
 
 
-def quantile(histogram: dict[int, int], fraction: float) -> float | None:
-    """The fraction-quantile (numpy's linear rule on ranks) of the values counted in
-    `histogram`, each value taken at its rank's place spread evenly through its bucket."""
-    total = sum(histogram.values())
+def quantiles(histogram: dict[int, int], fractions: Sequence[float]) -> list[float | None]:
+    """The fraction-quantiles (numpy's linear rule on ranks) of the values counted in
+    `histogram`, each value taken at its rank's place spread evenly through its bucket. One
+    sort of the buckets for all fractions: O(buckets), whatever the number of values."""
+    buckets = sorted((index, count) for index, count in histogram.items() if count > 0)
+    total = sum(count for _, count in buckets)
     if total <= 0:
-        return None
-    position = (total - 1) * fraction
-    low, high = math.floor(position), math.ceil(position)
-    return _value_at(histogram, low) + (_value_at(histogram, high) - _value_at(histogram, low)) * (position - low)
+        return [None for _ in fractions]
+    ends = list(accumulate(count for _, count in buckets))  # ends[i]: ranks below the end of bucket i
+
+    def value_at(rank: int) -> float:
+        i = bisect_right(ends, rank)
+        index, count = buckets[i]
+        lo, hi = bucket_bounds(index)
+        return lo + (hi - lo) * (rank - (ends[i] - count) + 0.5) / count
+
+    out: list[float | None] = []
+    for fraction in fractions:
+        position = (total - 1) * fraction
+        low, high = math.floor(position), math.ceil(position)
+        first = value_at(low)
+        out.append(first + (value_at(high) - first) * (position - low))
+    return out
 
 
-def _value_at(histogram: dict[int, int], rank: int) -> float:
-    seen = 0
-    for index in sorted(histogram):
-        count = histogram[index]
-        if count > 0 and rank < seen + count:
-            lo, hi = bucket_bounds(index)
-            return lo + (hi - lo) * (rank - seen + 0.5) / count
-        seen += max(count, 0)
-    return bucket_bounds(max(histogram))[1]
+def quantile(histogram: dict[int, int], fraction: float) -> float | None:
+    return quantiles(histogram, [fraction])[0]
 
 
 def _job(record: dict[str, Any]) -> tuple[dict[str, Counts], float | None]:
@@ -239,7 +248,19 @@ class Builder:
         return out
 
 
+def groups(counts: Counts) -> dict[str, dict[str, int]]:
+    """{group: {name: value}} of the `group|name` counters (names unescaped), plain counters
+    under "" (one pass over the keys)."""
+    out: dict[str, dict[str, int]] = {"": {}}
+    for key, value in counts.items():
+        group, bar, name = key.partition(SEP)
+        if bar:
+            out.setdefault(group, {})[unescape(name) if "%" in name else name] = value
+        else:
+            out[""][key] = value
+    return out
+
+
 def split(counts: Counts, group: str) -> dict[str, int]:
     """{name: value} of the `group|name` counters (names unescaped)."""
-    prefix = group + SEP
-    return {unescape(key[len(prefix):]): value for key, value in counts.items() if key.startswith(prefix)}
+    return groups(counts).get(group, {})
