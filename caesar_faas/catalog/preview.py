@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -158,21 +159,41 @@ def ellipse_outline(x: float, y: float, width: float, height: float, angle_deg: 
     return np.column_stack((x + ex * math.cos(a) - ey * math.sin(a), y + ex * math.sin(a) + ey * math.cos(a)))
 
 
-def write_preview(image_path: Path, hdu_index: int, rows: Sequence[dict[str, Any]], path: Path, *,
-                  max_pixels: int = MAX_PIXELS, default_radius_pix: float = 3.0) -> Path:
-    from PIL import Image, ImageDraw
+@dataclass(frozen=True)
+class Prepared:
+    """The preview's pixels before any mark: grey levels (top row first) and how they were made."""
 
+    grey: np.ndarray  # uint8 (rows, cols), row 0 = the top of the sky
+    step: int
+    header: fits.Header
+
+
+def prepare(image_path: Path, hdu_index: int, max_pixels: int = MAX_PIXELS) -> Prepared:
+    """Everything that needs the image but not the catalogue: the runner does it while the
+    finder runs."""
     image, step, header = read_reduced(image_path, hdu_index, max_pixels)
     low, high = _limits(image)
-    ny, nx = image.shape
     # Row 0 of the image is the bottom (FITS): flip so the PNG reads top-down like the sky.
     grey = np.nan_to_num(stretch(image, low, high)[::-1] * 255.0, nan=0.0).astype(np.uint8)
-    canvas = Image.fromarray(grey, mode="L").convert("RGB")
-    draw = ImageDraw.Draw(canvas)
-    offsets, widths, heights, angles = _shapes(rows, header, step, default_radius_pix)
+    return Prepared(grey, step, header)
+
+
+def draw(prepared: Prepared, rows: Sequence[dict[str, Any]], path: Path, *, default_radius_pix: float = 3.0) -> Path:
+    """The marks of `rows` on the prepared pixels, written to `path` as PNG."""
+    from PIL import Image, ImageDraw
+
+    ny = prepared.grey.shape[0]
+    canvas = Image.fromarray(prepared.grey, mode="L").convert("RGB")
+    pen = ImageDraw.Draw(canvas)
+    offsets, widths, heights, angles = _shapes(rows, prepared.header, prepared.step, default_radius_pix)
     for (x, y), width, height, angle in zip(offsets, widths, heights, angles, strict=True):
         outline = ellipse_outline(x, y, width, height, angle)
         outline[:, 1] = (ny - 1) - outline[:, 1]  # y up -> PNG rows down
-        draw.polygon([tuple(p) for p in outline.tolist()], outline=MARK_COLOUR, width=MARK_WIDTH)
+        pen.polygon([tuple(p) for p in outline.tolist()], outline=MARK_COLOUR, width=MARK_WIDTH)
     canvas.save(path, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return path
+
+
+def write_preview(image_path: Path, hdu_index: int, rows: Sequence[dict[str, Any]], path: Path, *,
+                  max_pixels: int = MAX_PIXELS, default_radius_pix: float = 3.0) -> Path:
+    return draw(prepare(image_path, hdu_index, max_pixels), rows, path, default_radius_pix=default_radius_pix)

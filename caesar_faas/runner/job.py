@@ -26,7 +26,15 @@ from .finders import UsageError
 from .fitsinfo import NotAnImage, read_image_header
 from .jobenv import JobContext
 from .outcome import Outcome, exit_code_of
-from .products import ProductSink, StorageSink, UrlSink, finish_uploads, upload_all, write_catalog_products
+from .products import (
+    ProductSink,
+    StorageSink,
+    UrlSink,
+    finish_uploads,
+    start_preview,
+    upload_all,
+    write_catalog_products,
+)
 from .provenance import build_provenance
 from .status import StatusReporter
 
@@ -134,6 +142,7 @@ class JobRun:
         self.reporter.progress(15, "image header checked")
 
         commands = adapter.argv(str(fetched.path), options, str(ctx.workdir))
+        preview = start_preview(fetched.path, hdu_index)  # while the finder runs
 
         def finished(index: int, total: int) -> None:
             percent = COMMANDS_FROM + (COMMANDS_TO - COMMANDS_FROM) * (index + 1) // total
@@ -148,7 +157,8 @@ class JobRun:
         self.reporter.progress(85, f"catalogue normalised: {len(rows)} sources")
 
         paths = write_catalog_products(rows, ctx.products_dir, image_path=fetched.path, hdu_index=hdu_index,
-                                       header=header, provenance=self._provenance(spec, options, fetched))
+                                       header=header, provenance=self._provenance(spec, options, fetched),
+                                       preview=preview)
         self.reporter.progress(90, "products written")
 
         upload_all(product_sink(ctx), paths)

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,7 +24,7 @@ from astropy.io import fits
 from ..catalog.csvfile import write_csv
 from ..catalog.ds9 import write_ds9
 from ..catalog.jsonfile import write_json
-from ..catalog.preview import write_preview
+from ..catalog.preview import Prepared, draw, prepare
 from ..catalog.schema import COLUMNS
 from ..catalog.values import ordered_rows
 from ..catalog.votable import write_votable
@@ -43,9 +45,11 @@ def beam_radius_arcsec(header: fits.Header, fallback: float = 5.0) -> float:
 
 
 def write_catalog_products(rows: Sequence[dict[str, Any]], out_dir: Path, *, image_path: Path,
-                           hdu_index: int, header: fits.Header, provenance: dict[str, Any]) -> list[Path]:
+                           hdu_index: int, header: fits.Header, provenance: dict[str, Any],
+                           preview: Future[Prepared] | None = None) -> list[Path]:
     """Every catalogue product from the adapter's normalised rows. The preview is best effort: a
-    plotting problem must not cost the user the catalogue."""
+    plotting problem must not cost the user the catalogue. `preview`: its pixels, prepared while
+    the finder ran (start_preview); else they are prepared here."""
     out_dir.mkdir(parents=True, exist_ok=True)
     names = [column[0] for column in COLUMNS]
     clean = ordered_rows(rows, names)
@@ -58,10 +62,27 @@ def write_catalog_products(rows: Sequence[dict[str, Any]], out_dir: Path, *, ima
     ]
     radius_pix = _beam_radius_pix(header)
     try:
-        paths.append(write_preview(image_path, hdu_index, clean, out_dir / PREVIEW, default_radius_pix=radius_pix))
+        prepared = preview.result() if preview is not None else prepare(image_path, hdu_index)
+        paths.append(draw(prepared, clean, out_dir / PREVIEW, default_radius_pix=radius_pix))
     except Exception:  # noqa: BLE001 - see docstring
         log.exception("the preview image could not be drawn; the other products are complete")
     return paths
+
+
+def start_preview(image_path: Path, hdu_index: int) -> Future[Prepared]:
+    """Prepare the preview's pixels in a background thread: reading and reducing the image
+    overlaps the finder (another process), so only the marks are left for after it. A daemon
+    thread: a job that fails or is cancelled meanwhile does not wait for it to exit."""
+    future: Future[Prepared] = Future()
+
+    def work() -> None:
+        try:
+            future.set_result(prepare(image_path, hdu_index))
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever asks for the result
+            future.set_exception(exc)
+
+    threading.Thread(target=work, name="preview", daemon=True).start()
+    return future
 
 
 def _beam_radius_pix(header: fits.Header) -> float:
