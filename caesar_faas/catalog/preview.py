@@ -32,6 +32,11 @@ ASINH_A = 0.1  # the asinh stretch's softening: linear below about a, logarithmi
 MIN_MARKER = 12.0  # preview pixels: the smallest major axis drawn, so every source stays visible
 BAND_PIXELS = 4 * 1024 * 1024  # image pixels read per band (about 16 MiB of float32)
 MARK_COLOUR, MARK_WIDTH = (0, 255, 0), 1  # lime rings, one preview pixel wide
+# An 8-bit palette PNG: GREYS + 1 grey levels and the marks' colour, a third of the bytes of RGB
+# to compress (the encoding was most of the preview's time).
+GREYS = 254
+MARK_INDEX = GREYS + 1
+PALETTE = [round(i * 255 / GREYS) for i in range(GREYS + 1) for _ in range(3)] + list(MARK_COLOUR)
 ELLIPSE_POINTS = 48  # vertices of each drawn ellipse: smooth at the sizes a preview shows
 PNG_COMPRESS_LEVEL = 1  # zlib level: noise hardly compresses, and level 6 costs several times the time
 
@@ -163,7 +168,7 @@ def ellipse_outline(x: float, y: float, width: float, height: float, angle_deg: 
 class Prepared:
     """The preview's pixels before any mark: grey levels (top row first) and how they were made."""
 
-    grey: np.ndarray  # uint8 (rows, cols), row 0 = the top of the sky
+    grey: np.ndarray  # uint8 (rows, cols) palette indexes 0..GREYS, row 0 = the top of the sky
     step: int
     header: fits.Header
 
@@ -174,7 +179,7 @@ def prepare(image_path: Path, hdu_index: int, max_pixels: int = MAX_PIXELS) -> P
     image, step, header = read_reduced(image_path, hdu_index, max_pixels)
     low, high = _limits(image)
     # Row 0 of the image is the bottom (FITS): flip so the PNG reads top-down like the sky.
-    grey = np.nan_to_num(stretch(image, low, high)[::-1] * 255.0, nan=0.0).astype(np.uint8)
+    grey = np.nan_to_num(stretch(image, low, high)[::-1] * GREYS, nan=0.0).astype(np.uint8)
     return Prepared(grey, step, header)
 
 
@@ -182,14 +187,16 @@ def draw(prepared: Prepared, rows: Sequence[dict[str, Any]], path: Path, *, defa
     """The marks of `rows` on the prepared pixels, written to `path` as PNG."""
     from PIL import Image, ImageDraw
 
-    ny = prepared.grey.shape[0]
-    canvas = Image.fromarray(prepared.grey, mode="L").convert("RGB")
+    ny, nx = prepared.grey.shape
+    # The grey levels are palette indexes: greys, then the marks' colour.
+    canvas = Image.frombytes("P", (nx, ny), np.ascontiguousarray(prepared.grey).tobytes())
+    canvas.putpalette(PALETTE)
     pen = ImageDraw.Draw(canvas)
     offsets, widths, heights, angles = _shapes(rows, prepared.header, prepared.step, default_radius_pix)
     for (x, y), width, height, angle in zip(offsets, widths, heights, angles, strict=True):
         outline = ellipse_outline(x, y, width, height, angle)
         outline[:, 1] = (ny - 1) - outline[:, 1]  # y up -> PNG rows down
-        pen.polygon([tuple(p) for p in outline.tolist()], outline=MARK_COLOUR, width=MARK_WIDTH)
+        pen.polygon([tuple(p) for p in outline.tolist()], outline=MARK_INDEX, width=MARK_WIDTH)
     canvas.save(path, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return path
 

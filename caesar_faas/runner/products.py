@@ -13,11 +13,11 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from astropy.io import fits
 
@@ -34,6 +34,7 @@ from .manifest import manifest_entry, media_type, write_manifest
 from .presigned import TransferError, put_file
 
 log = logging.getLogger("caesar_faas.runner.products")
+T = TypeVar("T")
 
 
 def beam_radius_arcsec(header: fits.Header, fallback: float = 5.0) -> float:
@@ -53,6 +54,10 @@ def write_catalog_products(rows: Sequence[dict[str, Any]], out_dir: Path, *, ima
     out_dir.mkdir(parents=True, exist_ok=True)
     names = [column[0] for column in COLUMNS]
     clean = ordered_rows(rows, names)
+    radius_pix = _beam_radius_pix(header)
+    pixels = preview if preview is not None else in_thread(prepare, image_path, hdu_index)
+    # Drawn and PNG-encoded (Pillow lets go of the GIL) while the catalogue files are written.
+    drawn = in_thread(lambda: draw(pixels.result(), clean, out_dir / PREVIEW, default_radius_pix=radius_pix))
     paths = [
         write_csv(clean, names, out_dir / CATALOG_CSV),
         write_votable(clean, COLUMNS, provenance, out_dir / CATALOG_VOT),
@@ -60,28 +65,31 @@ def write_catalog_products(rows: Sequence[dict[str, Any]], out_dir: Path, *, ima
         write_ds9(clean, out_dir / REGIONS, circle_radius_arcsec=beam_radius_arcsec(header),
                   title=f"{provenance.get('app', '')} sources, job {provenance.get('job_id', '')}"),
     ]
-    radius_pix = _beam_radius_pix(header)
     try:
-        prepared = preview.result() if preview is not None else prepare(image_path, hdu_index)
-        paths.append(draw(prepared, clean, out_dir / PREVIEW, default_radius_pix=radius_pix))
+        paths.append(drawn.result())
     except Exception:  # noqa: BLE001 - see docstring
         log.exception("the preview image could not be drawn; the other products are complete")
     return paths
 
 
 def start_preview(image_path: Path, hdu_index: int) -> Future[Prepared]:
-    """Prepare the preview's pixels in a background thread: reading and reducing the image
-    overlaps the finder (another process), so only the marks are left for after it. A daemon
-    thread: a job that fails or is cancelled meanwhile does not wait for it to exit."""
-    future: Future[Prepared] = Future()
+    """Prepare the preview's pixels in the background: reading and reducing the image overlaps
+    the finder (another process), so only the marks are left for after it."""
+    return in_thread(prepare, image_path, hdu_index)
+
+
+def in_thread(fn: Callable[..., T], *args: Any) -> Future[T]:
+    """fn(*args) in a daemon thread (a job that fails or is cancelled meanwhile does not wait
+    for it to exit); its result or exception through the Future."""
+    future: Future[T] = Future()
 
     def work() -> None:
         try:
-            future.set_result(prepare(image_path, hdu_index))
+            future.set_result(fn(*args))
         except BaseException as exc:  # noqa: BLE001 - handed to whoever asks for the result
             future.set_exception(exc)
 
-    threading.Thread(target=work, name="preview", daemon=True).start()
+    threading.Thread(target=work, name="products", daemon=True).start()
     return future
 
 
