@@ -9,8 +9,11 @@ Prints, per mode: presigned throughput, time from completion until the file is l
 (s3: a plain boto3 upload_file of the same file to the same bucket, with the same part size and
 with boto3's defaults; file: a plain file copy on the same disk) and the gateway process's peak
 RSS during each upload (VmHWM, reset between phases).
+In file mode, cp, the inline route and the presigned flow then run interleaved --repeat times
+(issue 11): MiB/s min/median/max and each median's ratio to cp.
 Exits 1 when a target of the issue is missed: gateway peak RSS < 200 MB, listed within 2 s,
-same sha256, presigned throughput >= 80% of boto3's at the same part size (s3 mode).
+same sha256, presigned throughput >= 80% of boto3's at the same part size (s3 mode), inline and
+presigned file:// at least 0.5x cp.
 Everything runs on 127.0.0.1 and stops by itself.
 """
 
@@ -20,6 +23,7 @@ import argparse
 import hashlib
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -220,15 +224,53 @@ def run_mode(mode: str, image: Path, digest: str, args: argparse.Namespace, work
         if mode == "s3":
             missed += s3_baselines(moto.url, bucket, image, upload_s, args.part_size)
         else:
-            t0 = time.monotonic()
-            shutil.copyfile(image, stack.home / "objects" / "baseline-copy")
-            base_s = time.monotonic() - t0
-            print(f"[file] baseline (plain file copy): {base_s:,.2f} s, {mbps(size, base_s):,.1f} MiB/s; "
-                  f"presigned flow at {base_s / upload_s * 100:,.0f}% of it")
+            missed += file_ratios(stack, image, args)
     finally:
         stack.stop()
         if moto:
             moto.stop()
+    return missed
+
+
+def file_ratios(stack: Stack, image: Path, args: argparse.Namespace) -> list[str]:
+    """cp to the same disk, the inline route and the presigned flow, interleaved `repeat` times:
+    throughput min/median/max and the ratios of medians to cp (targets: both >= 0.5)."""
+    size = image.stat().st_size
+    runs: dict[str, list[float]] = {"cp (same disk)": [], "inline route": [], "presigned": []}
+    target = stack.home / "objects" / "baseline-copy"
+
+    def cp() -> None:
+        shutil.copyfile(image, target)  # no fsync: the storage's own writes do not sync either
+
+    def inline() -> None:
+        body = InlineBody(image, "inline.fits")
+        answer = stack.session.post(f"{stack.url}/function/upload", data=body, timeout=3600,
+                                    headers={"Content-Type": f"multipart/form-data; boundary={body.boundary}"})
+        if answer.status_code != 201:
+            raise SystemExit(f"inline upload: HTTP {answer.status_code} {answer.text[:200]}")
+
+    def presigned() -> None:
+        upload_large(stack.url, stack.token, str(image), tag="bench", progress=False, workers=args.workers,
+                     checksums=not args.no_checksums)
+
+    steps = {"cp (same disk)": cp, "inline route": inline, "presigned": presigned}
+    if size > args.inline_limit:
+        del steps["inline route"], runs["inline route"]
+    for _ in range(args.repeat):
+        for name, step in steps.items():
+            t0 = time.monotonic()
+            step()
+            runs[name].append(size / MIB / (time.monotonic() - t0))
+    base = statistics.median(runs["cp (same disk)"])
+    missed = []
+    print(f"[file] {args.repeat} interleaved runs, MiB/s min/median/max and the median's ratio to cp:")
+    for name, rates in runs.items():
+        ratio = statistics.median(rates) / base
+        verdict = "" if name.startswith("cp") else f">= 0.5 {'ok' if ratio >= 0.5 else 'MISSED'}"
+        print(f"[file]   {name:15} {min(rates):8.1f} {statistics.median(rates):8.1f} {max(rates):8.1f}   "
+              f"{ratio:5.2f}  {verdict}")
+        if verdict.endswith("MISSED"):
+            missed.append(f"file: {name} at {ratio:.2f}x cp (< 0.5)")
     return missed
 
 
@@ -241,6 +283,7 @@ def main() -> int:
     parser.add_argument("--inline-limit", default="256M", help="CAESAR_MAX_INLINE_UPLOAD for the stack")
     parser.add_argument("--dir", help="work folder (default: a temporary one, removed afterwards)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved runs of cp / inline / presigned (file)")
     parser.add_argument("--no-checksums", action="store_true",
                         help="upload without part CRC32s and sha256 (to measure what they cost)")
     args = parser.parse_args()
