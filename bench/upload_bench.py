@@ -250,8 +250,8 @@ def file_ratios(stack: Stack, image: Path, args: argparse.Namespace) -> list[str
             raise SystemExit(f"inline upload: HTTP {answer.status_code} {answer.text[:200]}")
 
     def presigned() -> None:
-        upload_large(stack.url, stack.token, str(image), tag="bench", progress=False, workers=args.workers,
-                     checksums=not args.no_checksums)
+        upload_presigned(Transport(stack.url, stack.token), image, tag="bench", progress=False,
+                         workers=args.workers, checksums=not args.no_checksums)
 
     steps = {"cp (same disk)": cp, "inline route": inline, "presigned": presigned}
     if size > args.inline_limit:
