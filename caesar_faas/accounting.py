@@ -24,10 +24,11 @@ from typing import Any
 from .jobs.states import FAILURE, SUCCESS, TIMED_OUT
 from .quotas import COUNTED_FILE_STATUSES
 from .store.base import Record, Store
-from .store.totals import APP, USER, groups, quantiles
+from .store.totals import APP, SEP, USER, groups, quantiles
 
 STATS_ID = "accounting"
 FINISHED_BY_APP = (SUCCESS, FAILURE, TIMED_OUT)
+RUN_PREFIX, STATE_PREFIX = f"run{SEP}", f"jobs_by_state{SEP}"
 
 
 def _empty_user(owner: str) -> dict[str, Any]:
@@ -53,13 +54,14 @@ def user_figures(aggregate: Record) -> dict[str, Any]:
 
 
 def app_figures(aggregate: Record) -> dict[str, Any]:
-    found = groups(aggregate["counts"])
-    states = found.get("jobs_by_state", {})
+    counts = aggregate["counts"]
+    # The duration buckets are most of the keys: read them apart, without the general parse.
+    runs = {int(key[len(RUN_PREFIX):]): n for key, n in counts.items() if key.startswith(RUN_PREFIX)}
+    states = groups({k: v for k, v in counts.items() if k.startswith(STATE_PREFIX)}).get("jobs_by_state", {})
     finished = sum(states.get(state, 0) for state in FINISHED_BY_APP)
-    runs = {int(index): n for index, n in found.get("run", {}).items()}
     median, p95 = quantiles(runs, (0.5, 0.95))
     return {
-        "app": aggregate["name"], "jobs": found[""].get("jobs", 0), "jobs_by_state": dict(sorted(states.items())),
+        "app": aggregate["name"], "jobs": counts.get("jobs", 0), "jobs_by_state": dict(sorted(states.items())),
         "finished": finished, "succeeded": states.get(SUCCESS, 0),
         "success_rate": states.get(SUCCESS, 0) / finished if finished else None,
         "run_time": {"count": sum(runs.values()), "median": median, "p95": p95},

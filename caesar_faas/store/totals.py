@@ -107,17 +107,17 @@ def quantiles(histogram: dict[int, int], fractions: Sequence[float]) -> list[flo
     """The fraction-quantiles (numpy's linear rule on ranks) of the values counted in
     `histogram`, each value taken at its rank's place spread evenly through its bucket. One
     sort of the buckets for all fractions: O(buckets), whatever the number of values."""
-    buckets = sorted((index, count) for index, count in histogram.items() if count > 0)
-    total = sum(count for _, count in buckets)
+    indexes = sorted(index for index, count in histogram.items() if count > 0)
+    counts = [histogram[index] for index in indexes]
+    total = sum(counts)
     if total <= 0:
         return [None for _ in fractions]
-    ends = list(accumulate(count for _, count in buckets))  # ends[i]: ranks below the end of bucket i
+    ends = list(accumulate(counts))  # ends[i]: ranks below the end of bucket i
 
     def value_at(rank: int) -> float:
         i = bisect_right(ends, rank)
-        index, count = buckets[i]
-        lo, hi = bucket_bounds(index)
-        return lo + (hi - lo) * (rank - (ends[i] - count) + 0.5) / count
+        lo, hi = bucket_bounds(indexes[i])
+        return lo + (hi - lo) * (rank - (ends[i] - counts[i]) + 0.5) / counts[i]
 
     out: list[float | None] = []
     for fraction in fractions:
