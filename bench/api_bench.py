@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from benchlib import Stack, free_port, wait_until  # noqa: E402
+from benchlib import Stack, free_port, report, wait_until  # noqa: E402
 
 TARGET = 0.5
 CLIENT_PROCESSES = 2
@@ -137,10 +137,7 @@ def main() -> int:
         if stack is not None:
             stack.stop()
         shutil.rmtree(work, ignore_errors=True)
-    for line in missed:
-        print(f"MISSED: {line}")
-    print("all targets met" if not missed else f"{len(missed)} target(s) missed")
-    return 1 if missed else 0
+    return report(missed)
 
 
 def fmt(values: list[float]) -> str:

@@ -75,15 +75,23 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def tree_peak_rss(pid: int) -> int:
-    """VmHWM of a process (bytes), 0 when it is gone."""
+def proc_status_bytes(pid: int, field: str) -> int:
+    """A memory field of /proc/<pid>/status (VmRSS, VmHWM) in bytes, 0 when the process is gone."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
     except OSError:
         pass
     return 0
+
+
+def report(missed: list[str]) -> int:
+    """Print the missed targets and the verdict; the exit status (1 when one was missed)."""
+    for line in missed:
+        print(f"MISSED: {line}")
+    print("all targets met" if not missed else f"{len(missed)} target(s) missed")
+    return 1 if missed else 0
 
 
 def mib(n: float) -> str:
@@ -141,10 +149,7 @@ class Gateway:
             return False
 
     def peak_rss(self) -> int:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-        return 0
+        return proc_status_bytes(self.pid, "VmHWM")
 
 
 class Stack:

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from benchlib import Stack, mib  # noqa: E402
+from benchlib import Stack, mib, proc_status_bytes, report  # noqa: E402
 
 TARGETS = {"sep": 1.3, "aegean": 1.1, "pybdsf": 1.1}
 IMAGES = {"sep": (4096, 1000), "aegean": (2048, 300), "pybdsf": (2048, 300)}  # side, sources
@@ -49,7 +49,7 @@ class TreeSampler:
         while not self._stop.wait(0.02):
             root = self.find_root()
             if root:
-                self.peak = max(self.peak, sum(_rss(pid) for pid in _tree(root)))
+                self.peak = max(self.peak, sum(proc_status_bytes(pid, "VmRSS") for pid in _tree(root)))
 
     def stop(self) -> int:
         self._stop.set()
@@ -76,16 +76,6 @@ def _tree(root: int) -> list[int]:
         found.append(pid)
         todo.extend(kids.get(pid, []))
     return found
-
-
-def _rss(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
 
 
 def runner_of(job_id: str) -> int | None:
@@ -151,6 +141,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="submit -> SUCCESS vs the finder run directly")
     parser.add_argument("--apps", default="sep,aegean,pybdsf")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--image-size", type=int, help="one image side for every app (a quick check; "
+                        "the targets are for the default sizes)")
     args = parser.parse_args()
     from tests.synth import make_image
 
@@ -164,6 +156,8 @@ def main() -> int:
               f"{'ratio':>6}   peak RSS direct / service tree")
         for app in args.apps.split(","):
             size, sources = IMAGES[app]
+            if args.image_size:
+                size, sources = args.image_size, max(5, sources * args.image_size ** 2 // size ** 2)
             if (size, sources) not in images:
                 path = work / f"img{size}.fits"
                 make_image(str(path), size=size, n_sources=sources, seed=3, min_sep_beams=3.0, margin_beams=4.0)
@@ -192,10 +186,7 @@ def main() -> int:
         if stack is not None:
             stack.stop()
         shutil.rmtree(work, ignore_errors=True)
-    for line in missed:
-        print(f"MISSED: {line}")
-    print("all targets met" if not missed else f"{len(missed)} target(s) missed")
-    return 1 if missed else 0
+    return report(missed)
 
 
 def fmt(values: list[float]) -> str:

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from benchlib import header, mib, row, side_by_side  # noqa: E402
+from benchlib import header, mib, report, row, side_by_side  # noqa: E402
 
 RATIO_TARGET = 1.2
 RSS_TARGET = 256 * 1024 * 1024
@@ -258,10 +258,7 @@ def main() -> int:
     finally:
         if not args.dir:
             shutil.rmtree(work, ignore_errors=True)
-    for line in missed:
-        print(f"MISSED: {line}")
-    print("all targets met" if not missed else f"{len(missed)} target(s) missed")
-    return 1 if missed else 0
+    return report(missed)
 
 
 if __name__ == "__main__":

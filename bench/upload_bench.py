@@ -40,7 +40,7 @@ from caesar_client.transport import Transport  # noqa: E402
 from caesar_client.uploads import upload_presigned  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
-from benchlib import Stack, free_port, wait_until  # noqa: E402
+from benchlib import Stack, free_port, report, wait_until  # noqa: E402
 
 MIB = 1024 * 1024
 RSS_LIMIT = 200 * 1000 * 1000
@@ -312,10 +312,7 @@ def main() -> int:
     finally:
         if not args.dir:
             shutil.rmtree(work, ignore_errors=True)
-    for line in missed:
-        print(f"MISSED: {line}")
-    print("all targets met" if not missed else f"{len(missed)} target(s) missed")
-    return 1 if missed else 0
+    return report(missed)
 
 
 if __name__ == "__main__":

@@ -204,6 +204,13 @@ class LocalStorage(Storage):
         st = os.stat(target)
         return ObjectInfo(key=key, size=st.st_size, etag=etag, modified=st.st_mtime)
 
+    def _publish_new(self, tmp: Path, key: str, etag: str, content_type: str) -> ObjectInfo:
+        """_publish, with a key that collides with a folder (or a file above it) as ValueError."""
+        try:
+            return self._publish(tmp, key, etag, content_type)
+        except (NotADirectoryError, IsADirectoryError, FileExistsError) as exc:
+            raise ValueError(f"key {key!r} conflicts with an existing object or folder") from exc
+
     def _prune(self, folder: Path, top: Path) -> None:
         """Remove empty folders from folder up to (not including) top."""
         while folder != top and top in folder.parents:
@@ -245,10 +252,7 @@ class LocalStorage(Storage):
                     while chunk := fh.read(CHUNK):
                         digest.update(chunk)
                 md5 = digest.hexdigest()
-            try:
-                return self._publish(tmp, key, md5, content_type)
-            except (NotADirectoryError, IsADirectoryError, FileExistsError) as exc:
-                raise ValueError(f"key {key!r} conflicts with an existing object or folder") from exc
+            return self._publish_new(tmp, key, md5, content_type)
         finally:
             tmp.unlink(missing_ok=True)
 
@@ -258,10 +262,7 @@ class LocalStorage(Storage):
         tmp = self._tmp_file()
         try:
             etag = self._receive(stream, tmp, size, limit=limit, crc32=crc32)
-            try:
-                return self._publish(tmp, key, etag, content_type)
-            except (NotADirectoryError, IsADirectoryError, FileExistsError) as exc:
-                raise ValueError(f"key {key!r} conflicts with an existing object or folder") from exc
+            return self._publish_new(tmp, key, etag, content_type)
         finally:
             tmp.unlink(missing_ok=True)
 
