@@ -1,5 +1,7 @@
-"""Runner start-up imports only what a job needs: no matplotlib at all (the preview is drawn
-with Pillow), no finder adapter but the job's own, no websocket support for a nats:// server."""
+"""Runner start-up imports only what a job needs before its finder starts: no matplotlib at all
+(the preview is drawn with Pillow), no finder adapter but the job's own, no websocket support
+for a nats:// server, and neither the products' writers (preloaded while the finder runs) nor
+requests (only for runners without storage access)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ def _loaded_after(code: str) -> dict[str, bool]:
     probe = code + (
         "\nimport json, sys\n"
         "names = ['matplotlib', 'matplotlib.pyplot', 'aiohttp', 'caesar_faas.runner.finders.aegean',"
-        " 'caesar_faas.runner.finders.sep', 'caesar_faas.runner.finders.pybdsf']\n"
+        " 'caesar_faas.runner.finders.sep', 'caesar_faas.runner.finders.pybdsf', 'caesar_faas.runner.products',"
+        " 'requests']\n"
         "print(json.dumps({n: sys.modules.get(n) is not None for n in names}))\n")
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120,
                          check=True)
@@ -31,7 +34,8 @@ def test_the_runner_imports_neither_matplotlib_nor_websockets_nor_other_finders(
         "load_adapter('sep')\n")
     assert loaded == {"matplotlib": False, "matplotlib.pyplot": False, "aiohttp": False,
                       "caesar_faas.runner.finders.aegean": False, "caesar_faas.runner.finders.sep": True,
-                      "caesar_faas.runner.finders.pybdsf": False}
+                      "caesar_faas.runner.finders.pybdsf": False, "caesar_faas.runner.products": False,
+                      "requests": False}
 
 
 def test_a_websocket_server_keeps_websocket_support() -> None:

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..storage import open_storage
-from .presigned import get_chunks, with_retries
 
 GZIP_MAGIC = b"\x1f\x8b"
 INPUT_NAME = "input.fits"
@@ -58,6 +57,8 @@ def fetch_input(storage_url: str, key: str, workdir: Path) -> FetchedInput:
 def fetch_input_url(url: str, workdir: Path) -> FetchedInput:
     """Download a presigned GET URL to workdir/input.fits, starting again after a transient
     failure. Raises storage.base.ObjectNotFound (404), zlib.error, presigned.TransferError."""
+    from .presigned import get_chunks, with_retries  # requests: only runners without storage access
+
     return with_retries(lambda: save_input(get_chunks(url, "the input"), workdir), "fetching the input")
 
 

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import logging
 import shutil
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from astropy.io import fits
 
@@ -29,12 +28,12 @@ from ..catalog.schema import COLUMNS
 from ..catalog.values import ordered_rows
 from ..catalog.votable import write_votable
 from ..storage.base import Storage
+from .background import in_thread
 from .contract import CATALOG_CSV, CATALOG_JSON, CATALOG_VOT, JOB_LOG, MANIFEST, PREVIEW, REGIONS
 from .manifest import manifest_entry, media_type, write_manifest
 from .presigned import TransferError, put_file
 
 log = logging.getLogger("caesar_faas.runner.products")
-T = TypeVar("T")
 
 
 def beam_radius_arcsec(header: fits.Header, fallback: float = 5.0) -> float:
@@ -70,27 +69,6 @@ def write_catalog_products(rows: Sequence[dict[str, Any]], out_dir: Path, *, ima
     except Exception:  # noqa: BLE001 - see docstring
         log.exception("the preview image could not be drawn; the other products are complete")
     return paths
-
-
-def start_preview(image_path: Path, hdu_index: int) -> Future[Prepared]:
-    """Prepare the preview's pixels in the background: reading and reducing the image overlaps
-    the finder (another process), so only the marks are left for after it."""
-    return in_thread(prepare, image_path, hdu_index)
-
-
-def in_thread(fn: Callable[..., T], *args: Any) -> Future[T]:
-    """fn(*args) in a daemon thread (a job that fails or is cancelled meanwhile does not wait
-    for it to exit); its result or exception through the Future."""
-    future: Future[T] = Future()
-
-    def work() -> None:
-        try:
-            future.set_result(fn(*args))
-        except BaseException as exc:  # noqa: BLE001 - handed to whoever asks for the result
-            future.set_exception(exc)
-
-    threading.Thread(target=work, name="products", daemon=True).start()
-    return future
 
 
 def _beam_radius_pix(header: fits.Header) -> float:
