@@ -7,15 +7,14 @@ so the monitor can publish the event later (an outbox), never twice: the event i
 
 from __future__ import annotations
 
-import os
-from typing import Any
+from typing import Any, BinaryIO
 
 from .access import fetch_owned, owner_filter
 from .errors import BadRequest, Conflict
 from .events.subjects import FILES_CREATED, FILES_DELETED
-from .fits_check import FitsInfo, check_name, inspect_file
+from .fits_check import FitsInfo, check_name, clean_filename, inspect_file
 from .ids import iso_epoch, new_id, now
-from .multipart import UploadedFile
+from .multipart import UploadedFile, parse_upload
 
 MB = 1024 * 1024
 MAX_TAG = 128
@@ -59,7 +58,8 @@ def store_upload(svc: Any, owner: str, upload: UploadedFile, tag: Any) -> dict[s
     from .quotas import check_upload
 
     tag = clean_tag(tag)
-    check_name(upload.filename)
+    filename = clean_filename(upload.filename)
+    check_name(filename)
     info: FitsInfo = inspect_file(upload.filename, upload.path)
     check_upload(svc.store, owner, upload.size, svc.settings)
     file_id = new_id()
@@ -70,7 +70,7 @@ def store_upload(svc: Any, owner: str, upload: UploadedFile, tag: Any) -> dict[s
     obj = svc.storage.put_file(key, upload.path, size=upload.size, md5=upload.md5, content_type="application/fits")
     record = {
         "id": file_id, "owner": owner, "created": now().timestamp(), "status": "ready",
-        "filename_orig": os.path.basename(upload.filename)[:255], "format": info.format,
+        "filename_orig": filename, "format": info.format,
         "size": upload.size, "sha256": upload.sha256, "shape": info.shape, "bitpix": info.bitpix,
         "tag": tag, "key": key, "etag": obj.etag, "announced": False,
     }
@@ -90,6 +90,19 @@ def spool_dir(svc: Any) -> tuple[str, bool]:
     if staging is not None:
         return str(staging), True
     return str(svc.settings.tmp_dir), False
+
+
+def store_inline(svc: Any, owner: str, stream: BinaryIO, content_type: str, content_length: str | None, *,
+                 limit_message: str) -> dict[str, Any]:
+    """A multipart body with the image in field `file` (and `tag`): spooled, checked, stored,
+    announced (the upload function, native and caesar-rest's route alike)."""
+    folder, md5 = spool_dir(svc)
+    fields, upload = parse_upload(stream, content_type, content_length, max_bytes=svc.settings.max_inline_upload,
+                                  limit_message=limit_message, spool_dir=folder, md5=md5)
+    try:
+        return store_upload(svc, owner, upload, fields.get("tag"))
+    finally:
+        upload.spool.close()
 
 
 def announce(svc: Any, record: dict[str, Any]) -> bool:

@@ -43,16 +43,27 @@ def ensure_local_secret(settings: Settings) -> str:
     return value
 
 
+def secret_file(path: Path) -> str:
+    """The secret kept in `path` (mode 0600), created on first use like the JWT secret."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        _create_secret(path)
+    value = path.read_text().strip()
+    if not value:
+        raise RuntimeError(f"{path} is empty: delete it to have a new secret created")
+    return value
+
+
 def _create_secret(path: Path) -> None:
     """Write a fresh secret to a private temp file, then hard-link it into place: the link
     fails if another process won the race, and nobody ever reads a half-written file."""
-    fd, tmp = tempfile.mkstemp(prefix=".jwt.secret.", dir=path.parent)  # mode 0600
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 0600
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_hex(32) + "\n")
         try:
             os.link(tmp, path)
-            log.info("created a new JWT secret in %s", path)
+            log.info("created a new secret in %s", path)
         except FileExistsError:
             pass
     finally:

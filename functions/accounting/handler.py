@@ -3,10 +3,12 @@ figures (admin); GET|PUT /limits/<user> per-user quota overrides (admin)."""
 
 try:  # OpenFaaS image: the shared package is copied next to this file (function.caesar_faas)
     from .caesar_faas import accounting, http, quotas
-    from .caesar_faas.errors import Forbidden
+    from .caesar_faas.auth.principal import is_valid_owner
+    from .caesar_faas.errors import BadRequest, Forbidden
 except ImportError:  # local gateway and tests: the package is importable from the repo root
     from caesar_faas import accounting, http, quotas
-    from caesar_faas.errors import Forbidden
+    from caesar_faas.auth.principal import is_valid_owner
+    from caesar_faas.errors import BadRequest, Forbidden
 
 
 def _admin(who) -> None:
@@ -35,6 +37,8 @@ def handle(req: http.Request, svc, who):
         return http.respond(200, {"apps": snapshot["apps"], "computed": snapshot["generated"]})
     if len(parts) == 2 and parts[0] == "limits":
         _admin(who)
+        if not is_valid_owner(parts[1]):  # the rule token subjects follow: no limits for impossible users
+            raise BadRequest("not a valid user id", code="invalid_user")
         if req.method == "PUT":
             quotas.set_limits(svc.store, parts[1], req.json())
         elif req.method != "GET":
