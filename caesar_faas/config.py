@@ -23,6 +23,7 @@ MIB = 1024 * 1024
 
 
 _secret_cache: dict[Path, tuple[tuple[int, int], str]] = {}
+_secret_names: dict[str, None] = {}  # every secret asked for (ordered): a change to any makes new Settings
 _cache_lock = threading.Lock()
 
 
@@ -37,6 +38,7 @@ def _stat_key(path: Path | str) -> tuple[int, int] | None:
 def read_secret(name: str, env: str) -> str | None:
     """Secret `name` from the OpenFaaS secrets folder, else env var `env`, else None. The file
     is read again only when its (mtime, size) changed since the last read."""
+    _secret_names.setdefault(name)
     path = SECRETS_DIR / name
     key = _stat_key(path)
     if key is not None:
@@ -137,7 +139,6 @@ class Settings:
         return self.home / "jobs"
 
 
-SETTINGS_SECRETS = ("caesar-db-url", "caesar-jwt-secret", "caesar-signing-key")
 _settings_cache: tuple[Any, Settings] | None = None
 
 
@@ -148,7 +149,7 @@ def _fingerprint() -> tuple[Any, ...]:
     raw = getattr(os.environ, "_data", None)
     env = tuple(raw.items()) if isinstance(raw, dict) else tuple(os.environ.items())
     folder = str(SECRETS_DIR)
-    return folder, env, tuple(_stat_key(os.path.join(folder, name)) for name in SETTINGS_SECRETS)
+    return folder, env, tuple(_stat_key(os.path.join(folder, name)) for name in _secret_names)
 
 
 def load_settings() -> Settings:
@@ -160,7 +161,9 @@ def load_settings() -> Settings:
     if cached is not None and cached[0] == key:
         return cached[1]
     settings = _read_settings()
-    _settings_cache = (key, settings)
+    after = _fingerprint()  # reading may have added secrets to watch
+    if after[:2] == key[:2] and after[2][:len(key[2])] == key[2]:  # nothing changed meanwhile
+        _settings_cache = (after, settings)
     return settings
 
 

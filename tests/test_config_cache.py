@@ -42,3 +42,6 @@ def test_a_secret_file_is_read_again_only_when_its_stat_changes(monkeypatch: pyt
     secret.unlink()
     monkeypatch.setenv("CAESAR_JWT_SECRET", "from-the-environment")
     assert config.load_settings().jwt_secret == "from-the-environment"
+    # Every secret Settings reads is watched, not only a fixed list.
+    (secrets / "caesar-status-key").write_text("a-status-key-from-a-file\n")
+    assert config.load_settings().status_key == "a-status-key-from-a-file"
