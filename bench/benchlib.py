@@ -160,8 +160,11 @@ class Stack:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CAESAR_")}
         env.update({"CAESAR_HOME": str(home), "CAESAR_HTTP_PORT": str(self.port),
                     "CAESAR_NATS_PORT": str(free_port()), "PYTHONUNBUFFERED": "1", **extra_env})
-        self.proc = subprocess.Popen([sys.executable, "-m", "caesar_faas.local"], cwd=ROOT, env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        home.mkdir(parents=True, exist_ok=True)
+        self.log = home / "stack.log"  # what the stack says, for a bench that fails to tell why
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "caesar_faas.local"], cwd=ROOT, env=env,
+                                         stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         wait_until(lambda: requests.get(self.url + "/healthz", timeout=2).status_code == 200, 90,
                    "the local stack to be healthy")
         self.gateway = Gateway(self.proc.pid)
@@ -171,6 +174,12 @@ class Stack:
         self.token = mint_token(secret, "bench", ("user",), 6 * 3600)
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {self.token}"
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -122,7 +122,7 @@ def through_service(stack: Stack, app: str, file_id: str) -> tuple[float, int, i
     answer = stack.session.post(f"{stack.url}/function/submit", json={"app": app, "job_inputs": {},
                                                                       "data_inputs": file_id}, timeout=60)
     if answer.status_code != 202:
-        raise SystemExit(f"submit {app}: HTTP {answer.status_code} {answer.text[:300]}")
+        raise SystemExit(f"submit {app}: HTTP {answer.status_code} {answer.text[:300]}\n{stack.log_tail()}")
     job_id = answer.json()["job_id"]
     sampler = TreeSampler(lambda: runner_of(job_id))
     while True:
@@ -164,7 +164,7 @@ def main() -> int:
                 with open(path, "rb") as fh:
                     up = stack.session.post(f"{stack.url}/function/upload", files={"file": (path.name, fh)}, timeout=600)
                 if up.status_code != 201:
-                    raise SystemExit(f"upload: HTTP {up.status_code} {up.text[:300]}")
+                    raise SystemExit(f"upload: HTTP {up.status_code} {up.text[:300]}\n{stack.log_tail()}")
                 images[(size, sources)] = (path, up.json()["uuid"])
             path, file_id = images[(size, sources)]
             direct_s, service_s, direct_peak, service_peak = [], [], 0, 0
