@@ -2,10 +2,17 @@
 UCD1+ per column from the schema, a COOSYS matching the image's frame (RADESYS/EQUINOX) that
 the position columns refer to, the image's frequency and beam as PARAMs, and the job's
 provenance as INFO elements (and its options as typed PARAMs) so the file alone says how it was
-made. It passes astropy's VOTable validator with no warning (tests/test_vo_products.py)."""
+made. It passes astropy's VOTable validator with no warning (tests/test_vo_products.py).
+
+astropy writes the document around an empty table (FIELDs, PARAMs, INFOs, COOSYS: a fixed cost);
+the rows are written here, one TD per cell as astropy would write them: astropy calls a converter
+per cell, which made the VOTable most of a short job's product time (0.1-0.2 s for 1000 rows).
+Values are the cleaned Python values of values.ordered_rows: None is an empty cell (null),
+floats are written with repr (they read back exactly), text is XML-escaped."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -89,7 +96,8 @@ def write_votable(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, s
                   image_params: Sequence[ImageParam] = ()) -> Path:
     """rows ordered and cleaned (values.ordered_rows); columns the schema's tuples; frame the
     image's celestial frame (catalog/frames.py); image_params its frequency and beam."""
-    table = Table([_column(name, unit, dtype, description, [row[name] for row in rows])
+    # One placeholder row (all null): astropy writes its TABLEDATA element, whose rows are ours.
+    table = Table([_column(name, unit, dtype, description, [None])
                    for name, unit, dtype, description in columns])
     votable = from_table(table)
     resource = votable.resources[0]
@@ -121,5 +129,56 @@ def write_votable(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, s
         param = _param(votable, name, value)
         if param is not None:
             vo_table.params.append(param)
-    writeto(votable, str(path))
+    document = io.BytesIO()
+    writeto(votable, document)
+    head, opened, rest = document.getvalue().decode("utf-8").partition(_TABLEDATA_OPEN)
+    _placeholder, closed, tail = rest.partition(_TABLEDATA_CLOSE)
+    if not (opened and closed):
+        raise ValueError("astropy wrote the table in an unexpected form")
+    kinds = [_numpy_dtype(dtype).kind for _, _, dtype, _ in columns]
+    names = [name for name, _, _, _ in columns]
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(head)
+        fh.write(_TABLEDATA_OPEN)
+        fh.writelines(_tabledata_rows(rows, names, kinds))
+        fh.write(_TABLEDATA_INDENT + _TABLEDATA_CLOSE)
+        fh.write(tail)
     return path
+
+
+_TABLEDATA_OPEN, _TABLEDATA_CLOSE = "<TABLEDATA>\n", "</TABLEDATA>"
+_TABLEDATA_INDENT = " " * 4
+_ROW_OPEN, _ROW_CLOSE = f"{_TABLEDATA_INDENT} <TR>\n", f"{_TABLEDATA_INDENT} </TR>\n"
+_CELL = _TABLEDATA_INDENT + "  <TD>{}</TD>\n"
+_NULL_CELL = _TABLEDATA_INDENT + "  <TD/>\n"
+# Characters XML 1.0 cannot carry at all (control characters but tab, newline, return).
+_NOT_XML = {code: "\ufffd" for code in range(0x20) if code not in (0x09, 0x0A, 0x0D)}
+
+
+def _text_cell(value: Any) -> str:
+    text = str(value).translate(_NOT_XML)
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _tabledata_rows(rows: Sequence[dict[str, Any]], names: Sequence[str], kinds: Sequence[str]) -> list[str]:
+    """The TR elements of the rows, typed as the FIELDs declare (kinds: numpy dtype kinds)."""
+    cell, null = _CELL.format, _NULL_CELL
+    formats = []
+    for kind in kinds:
+        if kind in "iu":
+            formats.append(lambda v: str(int(v)))
+        elif kind == "b":
+            formats.append(lambda v: "T" if v else "F")
+        elif kind in "US":
+            formats.append(_text_cell)
+        else:
+            formats.append(lambda v: repr(float(v)))
+    columns = list(zip(names, formats, strict=True))
+    out = []
+    for row in rows:
+        out.append(_ROW_OPEN)
+        for name, fmt in columns:
+            value = row[name]
+            out.append(null if value is None else cell(fmt(value)))
+        out.append(_ROW_CLOSE)
+    return out
