@@ -47,7 +47,7 @@ def test_the_spool_hashes_while_writing_and_file_storage_renames_it(tmp_path: Pa
 def test_a_spool_not_handed_over_is_removed(tmp_path: Path) -> None:
     spool = HashingSpool(str(tmp_path))
     spool.write(b"abc")
-    assert Path(spool.name).exists() and spool.md5 is None
+    assert Path(spool.name).exists() and spool.md5_hex() is None
     spool.close()
     assert not Path(spool.name).exists()
 
