@@ -7,6 +7,7 @@ Kubernetes Job, so the runner cannot tell them apart.
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,6 +76,21 @@ class Backend(ABC):
 
     @abstractmethod
     def poll(self, job: Record) -> PollResult: ...
+
+    def warm(self) -> None:
+        """Get ready for the first launch ahead of time (local: start the warm runner). Default:
+        nothing."""
+        return None
+
+    def wait_gone(self, job: Record, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for the job's processes to end by themselves (a runner
+        exits right after its final event); True when they have. Default: poll() every 50 ms."""
+        deadline = time.monotonic() + timeout
+        while self.poll(job).state == "RUNNING":
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
 
     def release(self, job: Record) -> None:
         """Drop what the backend keeps for a job that has ended and been stopped (the local work

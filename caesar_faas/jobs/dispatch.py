@@ -17,7 +17,6 @@ import contextlib
 import fcntl
 import logging
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -242,14 +241,10 @@ def release_finished(store: Store, backend: Backend, job: Record) -> None:
     """Free the slot of a job whose runner reported its end. The runner exits right after its
     final event; waiting for that (briefly) before the slot is reused keeps the concurrency
     limit true for processes, not only for records. Leftovers are then stopped."""
-    deadline = time.monotonic() + FINISH_WAIT
-    while time.monotonic() < deadline:
-        try:
-            if backend.poll(job).state != RUNNING:
-                break
-        except Exception:  # noqa: BLE001 - stop_job below decides
-            break
-        time.sleep(0.05)
+    try:
+        backend.wait_gone(job, FINISH_WAIT)
+    except Exception:  # noqa: BLE001 - stop_job below decides
+        pass
     stop_job(store, backend, job)
 
 
