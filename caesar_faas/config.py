@@ -117,6 +117,9 @@ class Settings:
     status_key: str | None = field(default=None, repr=False)
     # The Slurm job backend (issue 16): CAESAR_SLURM_*, SlurmSettings below.
     slurm: SlurmSettings = field(default_factory=lambda: load_slurm_settings())
+    # Local backend (issue 11): fork runners from a warm, pre-imported process (backends/warm.py);
+    # CAESAR_LOCAL_WARM_RUNNER=0 starts each as a plain `python -m` process.
+    local_warm_runner: bool = True
 
     @property
     def nats_client_url(self) -> str:
@@ -217,6 +220,7 @@ def _read_settings() -> Settings:
         nats_token=read_secret("caesar-nats-token", "CAESAR_NATS_TOKEN"),
         status_key=read_secret("caesar-status-key", "CAESAR_STATUS_KEY"),
         slurm=load_slurm_settings(),
+        local_warm_runner=env_str("CAESAR_LOCAL_WARM_RUNNER", "1").lower() not in ("0", "false", "no", "off"),
     )
 
 

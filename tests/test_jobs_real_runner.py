@@ -4,7 +4,10 @@ the runner the stack really starts, and the dispatcher applies its real status e
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+
+import pytest
 
 from caesar_faas.backends.local import LocalBackend
 from caesar_faas.events.subjects import JOBS_STATUS
@@ -14,9 +17,18 @@ from tests.helpers import wait_for
 from tests.synth import make_image
 
 
-def test_sep_job_runs_through_the_real_runner(jobs_env: JobsEnv, tmp_path: Path) -> None:
-    jobs_env.backend = LocalBackend(jobs_env.settings)  # the default runner module
+@pytest.mark.parametrize("warm", [False, True], ids=["plain", "forked-from-the-warm-runner"])
+def test_sep_job_runs_through_the_real_runner(jobs_env: JobsEnv, tmp_path: Path, warm: bool) -> None:
+    jobs_env.backend = LocalBackend(dataclasses.replace(jobs_env.settings, local_warm_runner=warm))
     assert jobs_env.backend.runner_module == "caesar_faas.runner"
+    runner = jobs_env.backend._warm_runner(None)
+    if warm:  # the zygote imported the runner and exercised its product writers first
+        assert runner is not None
+        runner.stop()
+        jobs_env.backend.warm()
+        wait_for(runner.ready, timeout=180, message="warm runner ready")
+    else:
+        assert runner is None
     image = tmp_path / "synth.fits"
     make_image(str(image), size=256, n_sources=8, seed=5)
     file_id = new_id()
@@ -37,3 +49,5 @@ def test_sep_job_runs_through_the_real_runner(jobs_env: JobsEnv, tmp_path: Path)
     progress = [e["data"]["progress"] for e in jobs_env.tap.of(JOBS_STATUS, job_id)]
     assert progress == sorted(progress) and progress[-1] == 100
     assert jobs_env.processes(job_id) == []
+    if runner is not None:
+        assert runner.forks == 1

@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -43,6 +44,7 @@ from ..ids import is_id
 from ..runner.contract import RESULT_FILE, runner_env
 from ..store.base import Record
 from .base import Backend, LaunchError, PollResult
+from .warm import WarmRunner, WarmRunnerError, warm_runner
 
 log = logging.getLogger("caesar.backends.local")
 
@@ -54,6 +56,7 @@ OUT_FILE = "runner.out"
 TERM_WAIT = 3.0  # seconds between SIGTERM and SIGKILL
 KILL_WAIT = 5.0
 FINAL_STATES = ("SUCCESS", "FAILURE", "TIMED-OUT")
+ADOPT_TRIES, ADOPT_INTERVAL = 5, 0.1  # looking for a runner a failed warm runner may have forked
 LOST = "runner died without a final status"
 
 # Variables passed through to the runner besides its contract: tools on PATH, locale, and the
@@ -152,18 +155,66 @@ class LocalBackend(Backend):
             env = self._env(job, workdir)
             (workdir / INTENT_FILE).write_text(f"{time.time()}\n")
             try:
-                with open(workdir / OUT_FILE, "ab") as out:
-                    proc = subprocess.Popen(  # argv list, no shell; own session = own process group
-                        [sys.executable, "-m", self.runner_module], cwd=workdir, env=env,
-                        stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                        start_new_session=True, close_fds=True)
-            except OSError as exc:
-                raise LaunchError(f"could not start the runner: {exc.strerror or exc}", "system") from exc
-            ref = self._ref(proc.pid, workdir)
+                pid = self._fork_warm(env, workdir)
+            except WarmRunnerError as exc:
+                log.warning("warm runner could not start job %s (%s): a plain process does", job["id"], exc)
+                adopted = self._adopt_late(workdir)
+                if adopted is not None:
+                    return adopted
+                pid = None
+            if pid is None:
+                pid = self._start_plain(env, workdir)
+            ref = self._ref(pid, workdir)
             _write_json(workdir / LAUNCH_FILE, ref)
+        return ref
+
+    def warm(self) -> None:
+        """Start the warm runner now (the stack's gateway does at start-up), so that the first
+        job already forks from it."""
+        runner = self._warm_runner(None)
+        if runner is not None:
+            runner.start()
+
+    def _warm_runner(self, env: dict[str, str] | None) -> WarmRunner | None:
+        """The warm runner for this backend's runners, unless turned off
+        (CAESAR_LOCAL_WARM_RUNNER=0) or the job's status goes to a ws:// NATS (the zygote keeps
+        nats-py's websocket support out, as the runner does for other URLs)."""
+        if not self.settings.local_warm_runner:
+            return None
+        env = env if env is not None else self._pass_env()
+        if env.get("CAESAR_NATS_URL", self.settings.nats_url).lower().startswith(("ws://", "wss://")):
+            return None
+        return warm_runner(self.runner_module, env["PYTHONPATH"], {k: v for k, v in env.items() if _passed(k)})
+
+    def _fork_warm(self, env: dict[str, str], workdir: Path) -> int | None:
+        """The pid of the runner forked from the warm runner; None when none is ready (nothing
+        was asked). WarmRunnerError: it failed, and is stopped now (it forks nothing more)."""
+        runner = self._warm_runner(env)
+        return None if runner is None else runner.spawn(env, workdir, workdir / OUT_FILE)
+
+    def _adopt_late(self, workdir: Path) -> dict[str, Any] | None:
+        """A warm runner that died or hung after it forked may have left the job's runner
+        behind; the child sets up its session and folder within moments of the fork, so look
+        for it a few times before deciding that nothing was started."""
+        for _ in range(ADOPT_TRIES):
+            ref = self._adopt(workdir)
+            if ref is not None:
+                return ref
+            time.sleep(ADOPT_INTERVAL)
+        return None
+
+    def _start_plain(self, env: dict[str, str], workdir: Path) -> int:
+        try:
+            with open(workdir / OUT_FILE, "ab") as out:
+                proc = subprocess.Popen(  # argv list, no shell; own session = own process group
+                    [sys.executable, "-m", self.runner_module], cwd=workdir, env=env,
+                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                    start_new_session=True, close_fds=True)
+        except OSError as exc:
+            raise LaunchError(f"could not start the runner: {exc.strerror or exc}", "system") from exc
         # Reap the child when it exits so no zombie stays behind (the thread dies with it).
         threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
-        return ref
+        return proc.pid
 
     def poll(self, job: Record) -> PollResult:
         try:
@@ -181,6 +232,28 @@ class LocalBackend(Backend):
             if result is not None:
                 return self._from_result(result)
             return PollResult("GONE", message=LOST, details={"launched": ref is not None})
+
+    def wait_gone(self, job: Record, timeout: float) -> bool:
+        """Woken by the runner's exit itself (a pidfd), not by polling: the next job's slot
+        frees the moment this one's runner is gone. The runner's children (in its group) are
+        stopped by the cancel that follows, if any is left."""
+        try:
+            ref = self._current_ref(job, self._workdir(job))
+        except LaunchError:
+            return True
+        if ref is None or not self._alive(ref):
+            return True
+        try:
+            fd = os.pidfd_open(int(ref["pid"]))
+        except (AttributeError, OSError):  # no pidfd (old kernel), or the process just went
+            return super().wait_gone(job, timeout)
+        try:
+            if not self._alive(ref):  # the pid was reused between the check and the open
+                return True
+            readable, _, _ = select.select([fd], [], [], timeout)
+            return bool(readable)
+        finally:
+            os.close(fd)
 
     def cancel(self, job: Record) -> None:
         try:
@@ -233,11 +306,17 @@ class LocalBackend(Backend):
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
     def _env(self, job: Record, workdir: Path) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k in PASS_ENV or k.startswith(PASS_PREFIXES)}
+        env = self._pass_env()
+        env.update(runner_env(job, self.settings, str(workdir)))
+        return env
+
+    @staticmethod
+    def _pass_env() -> dict[str, str]:
+        """What of this process's environment a runner gets, and its import path."""
+        env = {k: v for k, v in os.environ.items() if _passed(k)}
         env.setdefault("PATH", os.defpath)
         paths = [str(_IMPORT_ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
         env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
-        env.update(runner_env(job, self.settings, str(workdir)))
         return env
 
     @staticmethod
@@ -315,6 +394,10 @@ class LocalBackend(Backend):
             else:
                 return
         raise RuntimeError(f"processes of job {job_id} survived SIGKILL")
+
+
+def _passed(name: str) -> bool:
+    return name in PASS_ENV or name.startswith(PASS_PREFIXES)
 
 
 def _release_finder_resources(job: Record, workdir: Path) -> None:

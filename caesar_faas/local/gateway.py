@@ -118,6 +118,8 @@ def main() -> None:
                         format="%(asctime)s gateway %(levelname)s %(name)s: %(message)s")
     settings = load_settings()
     app = create_app()
+    if settings.job_backend == "local":
+        services().backend.warm()  # the warm runner imports while the stack starts (backends/warm.py)
     # Above this waitress answers 413 itself (as JSON, serving.py); below it the functions answer.
     body_limit = 2 * max(settings.max_inline_upload, settings.part_size) + 16 * 1024 * 1024
     log.info("gateway listening on http://%s:%d", settings.http_host, settings.http_port)
