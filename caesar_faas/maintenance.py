@@ -62,6 +62,7 @@ def claim_run(store: Any, now: float, interval: float | None = None) -> bool:
 
 def run(svc: Any) -> dict[str, Any]:
     from . import accounting, uploads
+    from .jobs import finished
     from .jobs.monitor import run_monitor
 
     now = time.time()
@@ -72,6 +73,7 @@ def run(svc: Any) -> dict[str, Any]:
         ("files_announced", lambda: republish_files(svc, now)),
         ("deletions_finished", lambda: finish_deletions(svc, now)),
         ("accounting", lambda: accounting.save(svc.store, accounting.compute(svc.store, now)) or "saved"),
+        ("notifications_swept", lambda: finished.sweep_due(svc.store, svc.bus, now, svc.settings.result_lifetime)),
     ]
     for name, duty in duties:
         # One failing duty must not starve the others; the next run tries again.

@@ -26,6 +26,7 @@ from ..config import Settings
 from ..ids import epoch
 from ..quotas import next_jobs_to_start
 from ..store.base import Record, Store
+from . import finished
 from .records import COLLECTION
 from .states import (
     ABORTED,
@@ -262,6 +263,8 @@ def on_status(store: Store, backend: Backend, bus: Any, settings: Settings, data
         return {"job_id": job_id, "action": "applied" if applied else "ignored"}
     if phase == "finished":
         done = _apply_finished(store, settings, job_id, data, keep_slot=backend.capacity() is not None)
+        # Also for a repeated report: an earlier announcement may have been lost (same event id).
+        finished.announce(bus, done or store.get(COLLECTION, job_id))
         if done is None:
             # A redelivered copy after a crash inside release_finished still frees the slot.
             done = store.get(COLLECTION, job_id)

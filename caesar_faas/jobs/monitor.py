@@ -21,6 +21,7 @@ from ..config import Settings
 from ..ids import epoch
 from ..runner.contract import output_prefix
 from ..store.base import Record, Store
+from . import finished
 from .dispatch import MAX_LAUNCH_ATTEMPTS, fill_slots, stop_job
 from .records import COLLECTION
 from .states import ACTIVE, FAILURE, PENDING, RUNNING, STARTED, SUCCESS, SYSTEM, TERMINAL, TIMED_OUT, TIMEOUT
@@ -53,6 +54,7 @@ def run_monitor(store: Store, backend: Backend, bus: Any, settings: Settings, no
         summary["launched"] = _guard(summary, {"id": None}, fill_slots, store, backend, settings) or []
     if storage is not None:
         _expire(store, backend, storage, now, batch, summary)
+    finished.announce_ids(store, bus, summary["timed_out"] + summary["reconciled"] + summary["lost"])
     return summary
 
 

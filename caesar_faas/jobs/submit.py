@@ -16,6 +16,7 @@ from ..config import Settings
 from ..errors import BadRequest
 from ..events.subjects import JOBS_SUBMITTED
 from ..ids import epoch, is_id, new_id
+from ..ops.drain import require_accepting
 from ..quotas import check_submit, limits_for
 from ..store.base import Store
 from .records import COLLECTION, new_job, public_view
@@ -23,7 +24,7 @@ from .states import PENDING
 
 log = logging.getLogger(__name__)
 
-BODY_KEYS = frozenset({"app", "job_inputs", "data_inputs", "tag", "timeout"})
+BODY_KEYS = frozenset({"app", "job_inputs", "data_inputs", "tag", "timeout", "notify"})
 INPUTFILE = "inputfile"  # caesar-rest also accepts the file id inside job_inputs
 MAX_TAG = 128
 QUEUED_STATUS = "Submitted: waiting for dispatch"
@@ -121,11 +122,22 @@ def _tag(body: dict[str, Any]) -> str:
     return tag
 
 
+def _notify(body: dict[str, Any]) -> dict[str, str] | None:
+    from ..notify.settings import webhook_allow
+    from ..notify.targets import parse_notify
+
+    if body.get("notify") is None:
+        return None
+    return parse_notify(body["notify"], webhook_allow())
+
+
 def submit(store: Store, bus: Any, settings: Settings, principal_owner: str, body: Any) -> dict[str, Any]:
     """Validate a caesar-rest submission, store the job PENDING, publish `caesar.jobs.submitted`.
 
     Returns the public view (answer 202). Raises BadRequest (400, naming the offending field or
-    option in `option`) or the quota error of `check_submit`; then nothing was stored."""
+    option in `option`) or the quota error of `check_submit`, or 503 while the service drains;
+    then nothing was stored."""
+    require_accepting(store)
     body = _check_body(body)
     spec = _app_spec(body, settings)
     options_in, file_id = _split_inputs(body)
@@ -134,6 +146,7 @@ def submit(store: Store, bus: Any, settings: Settings, principal_owner: str, bod
                             "data_inputs" if body.get("data_inputs") is not None else INPUTFILE)
     timeout = _timeout(body)
     tag = _tag(body)
+    notify = _notify(body)
     if timeout is None:  # the app's default, lowered to the caller's maximum
         timeout = min(int(spec.default_timeout or settings.default_job_timeout),
                       limits_for(store, principal_owner, settings).max_job_timeout)
@@ -143,6 +156,8 @@ def submit(store: Store, bus: Any, settings: Settings, principal_owner: str, bod
     job = new_job(job_id=new_id(), owner=principal_owner, app=spec.name, tag=tag, options=options,
                   job_inputs=job_inputs, input_ref=input_ref, timeout=timeout, now=epoch(),
                   status=QUEUED_STATUS)
+    if notify:
+        job.update(notify=notify, notify_pending=True)  # notify/deliver.py sends them at the end
     store.insert(COLLECTION, job)  # the outbox: stored first, published second
 
     if not publish_submitted(bus, job):

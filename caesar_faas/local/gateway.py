@@ -35,6 +35,13 @@ def health() -> tuple[dict[str, str], bool]:
     return checks, all(v == "ok" for v in checks.values())
 
 
+def intake_open() -> bool:
+    """False while an administrator drains the service (ops.drain); healthy all the same."""
+    from ..ops.drain import state
+
+    return bool(state(services().store)["accepting"])
+
+
 def create_app(stack: Stack | None = None) -> Flask:
     stack = stack or load_stack()
     app = Flask("caesar-gateway")
@@ -55,7 +62,8 @@ def create_app(stack: Stack | None = None) -> Flask:
     @app.route("/healthz", methods=["GET"])
     def healthz() -> Any:
         checks, ok = health()
-        return {"status": "ok" if ok else "degraded", "checks": checks}, 200 if ok else 503
+        status = ("draining" if ok and not intake_open() else "ok") if ok else "degraded"
+        return {"status": status, "checks": checks}, 200 if ok else 503
 
     @app.route("/function/<name>", methods=METHODS)
     @app.route("/function/<name>/", methods=METHODS)

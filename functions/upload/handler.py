@@ -5,9 +5,11 @@ presigned upload; POST /<id>/complete finishes one; GET / tells the upload limit
 try:  # OpenFaaS image: the shared package is copied next to this file (function.caesar_faas)
     from .caesar_faas import files, http, uploads
     from .caesar_faas.multipart import parse_upload
+    from .caesar_faas.ops import drain
 except ImportError:  # local gateway and tests: the package is importable from the repo root
     from caesar_faas import files, http, uploads
     from caesar_faas.multipart import parse_upload
+    from caesar_faas.ops import drain
 
 
 @http.authenticated("GET", "POST")
@@ -20,6 +22,7 @@ def handle(req: http.Request, svc, who):
         return http.respond(200, uploads.complete(svc, who, req.parts[0], req.json()))
     if req.parts:
         raise http.not_found("route")
+    drain.require_accepting(svc.store)  # before the body is read: a refused upload costs nothing
     if req.header("Content-Type").lower().startswith("application/json"):
         return http.respond(201, uploads.create(svc, who, req.json()))
     limit = svc.settings.max_inline_upload
