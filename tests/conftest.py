@@ -10,4 +10,5 @@ pytest_plugins = [
     "tests.fixtures.k8s",
     "tests.fixtures.jobs",
     "tests.fixtures.runner",
+    "tests.fixtures.receivers",
 ]
