@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 from flask import Response
 
 from .errors import ApiError, BadRequest, MethodNotAllowed, NotFound
+from .logs import bind
 
 log = logging.getLogger("caesar.http")
 
@@ -149,6 +150,7 @@ def authenticated(*methods: str, system: bool = False) -> Callable[[Callable[...
 
             svc = services()
             who = caller(req, svc.settings)
+            bind(user=who.owner)  # on every following line, and on the request's access line
             if system:
                 from .internal_auth import require_system
 

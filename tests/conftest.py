@@ -11,4 +11,5 @@ pytest_plugins = [
     "tests.fixtures.jobs",
     "tests.fixtures.runner",
     "tests.fixtures.receivers",
+    "tests.fixtures.logscan",
 ]

@@ -98,6 +98,7 @@ def launch_job(store: Store, backend: Backend, settings: Settings, job: Record) 
         return False
     # The runner may already have reported (even finished): only the reference is written here.
     store.update(COLLECTION, job["id"], {"backend_ref": ref}, expect={"backend_ref": None})
+    log.info("job %s launched on the %s backend", job["id"], backend.name, extra={"job_id": job["id"]})
     _stop_if_ended_meanwhile(store, backend, job["id"])
     return True
 
@@ -263,6 +264,8 @@ def on_status(store: Store, backend: Backend, bus: Any, settings: Settings, data
         return {"job_id": job_id, "action": "applied" if applied else "ignored"}
     if phase == "finished":
         done = _apply_finished(store, settings, job_id, data, keep_slot=backend.capacity() is not None)
+        if done is not None:
+            log.info("job %s finished: %s", job_id, done["state"], extra={"state": done["state"]})
         # Also for a repeated report: an earlier announcement may have been lost (same event id).
         finished.announce(bus, done or store.get(COLLECTION, job_id))
         if done is None:

@@ -16,6 +16,7 @@ from ..config import Settings
 from ..errors import BadRequest
 from ..events.subjects import JOBS_SUBMITTED
 from ..ids import epoch, is_id, new_id
+from ..logs import bind, bound, request_id
 from ..ops.drain import require_accepting
 from ..quotas import check_submit, limits_for
 from ..store.base import Store
@@ -158,7 +159,10 @@ def submit(store: Store, bus: Any, settings: Settings, principal_owner: str, bod
                   status=QUEUED_STATUS)
     if notify:
         job.update(notify=notify, notify_pending=True)  # notify/deliver.py sends them at the end
+    job["request_id"] = request_id()  # carried to the dispatcher, the runner and its events
     store.insert(COLLECTION, job)  # the outbox: stored first, published second
+    bind(job_id=job["id"], app=spec.name, file_id=file_id)
+    log.info("job %s submitted (%s on file %s)", job["id"], spec.name, file_id)
 
     if not publish_submitted(bus, job):
         changed = store.update(COLLECTION, job["id"], {"status": DELAYED_STATUS}, expect={"state": PENDING})
@@ -170,7 +174,9 @@ def publish_submitted(bus: Any, job: dict[str, Any], event_id: str | None = None
     """Publish the submission event; False (logged, not raised) when the bus is unreachable."""
     data = {"job_id": job["id"], "owner": job["owner"], "app": job["app"]}
     try:
-        bus.publish(JOBS_SUBMITTED, data, about=job["id"], event_id=event_id or submitted_event_id(job["id"]))
+        with bound(request_id=job.get("request_id")):  # also when the monitor publishes it again
+            bus.publish(JOBS_SUBMITTED, data, about=job["id"],
+                        event_id=event_id or submitted_event_id(job["id"]))
         return True
     except Exception as exc:  # noqa: BLE001 - any bus failure leaves the job for the monitor
         log.warning("publishing %s for job %s failed: %s", JOBS_SUBMITTED, job["id"], type(exc).__name__)

@@ -6,13 +6,14 @@ Run: python -m caesar_faas.local.gateway (the supervisor starts it; waitress, th
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 from flask import Flask, request
 from waitress import serve
 
 from ..config import load_settings
+from ..logs import bind, configure
+from ..logs.access import AccessLog
 from ..runtime import services
 from . import aliases
 from .faas_adapter import call, json_error, load_handler
@@ -48,6 +49,7 @@ def create_app(stack: Stack | None = None) -> Flask:
 
     def invoke(name: str, path: str) -> Any:
         fn = stack.functions.get(name)
+        bind(function=name)  # also for the caesar-rest aliases, whose paths do not name it
         if fn is None:
             return json_error(404, "function_not_found", f"no function named {name!r}")
         try:
@@ -101,12 +103,12 @@ def create_app(stack: Stack | None = None) -> Flask:
     def not_allowed(_: Any) -> Any:
         return json_error(405, "method_not_allowed", f"{request.method} not allowed on {request.path}")
 
+    app.wsgi_app = AccessLog(app.wsgi_app, function="gateway")  # type: ignore[method-assign]
     return app
 
 
 def main() -> None:
-    logging.basicConfig(level=os.environ.get("CAESAR_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s gateway %(levelname)s %(name)s: %(message)s")
+    configure("gateway")
     settings = load_settings()
     app = create_app()
     # Above this waitress answers 413 itself; below it the functions answer with JSON errors.

@@ -10,6 +10,7 @@ CAESAR_STORAGE_URL  where the input is read and the products written; absent whe
                     has "transfer"
 CAESAR_NATS_URL     where status events go (subject caesar.jobs.status)
 CAESAR_WORKDIR      the job's private work folder (logs, temp files, products before upload)
+CAESAR_REQUEST_ID   (optional) the request id of the submission, for the logs and status events
 plus thread pinning for the finders' numeric libraries, a headless matplotlib, HOME and TMPDIR
 inside the work folder.
 
@@ -99,4 +100,6 @@ def runner_env(job: Record, settings: Settings, workdir: str, *,
     })
     if transfer is None:
         env["CAESAR_STORAGE_URL"] = settings.storage_url
+    if job.get("request_id"):  # the submit's request id: the runner's log lines and events carry it
+        env["CAESAR_REQUEST_ID"] = str(job["request_id"])
     return env

@@ -10,6 +10,7 @@ import os
 import time
 from pathlib import Path
 
+from ..logs import bind
 from .cancel import Cancelled, install_cancel_handler
 from .jobenv import ContractError, load_context, workdir_from_env
 from .joblog import setup_logging
@@ -64,6 +65,7 @@ def _run(started: float, log: logging.Logger) -> int:
             write_result(workdir, outcome.finished_data())
         return outcome.exit_code
 
+    bind(job_id=ctx.job_id, app=ctx.app, user=ctx.owner, file_id=ctx.input_file_id)
     log.info("runner for job %s (app %s, owner %s), timeout %gs", ctx.job_id, ctx.app, ctx.owner, ctx.timeout)
     reporter = StatusReporter(ctx.job_id, ctx.owner, ctx.nats_url)
     reporter.started(f"{ctx.app} job started")
@@ -77,6 +79,8 @@ def _run(started: float, log: logging.Logger) -> int:
         outcome.elapsed = time.monotonic() - started
     data = outcome.finished_data()
     write_result(ctx.workdir, data)
+    log.info("runner of job %s finished: %s, products %s", ctx.job_id, data.get("state"),
+             ", ".join(data.get("products") or []) or "none")
     try:
         reporter.finished(data)
         if not reporter.close(FLUSH_TIMEOUT):

@@ -4,13 +4,13 @@ channel should be tried again, so the connector redelivers with backoff (and dea
 event after max_deliver)."""
 
 try:  # OpenFaaS image: the shared package is copied next to this file (function.caesar_faas)
-    from .caesar_faas import http
+    from .caesar_faas import http, logs
     from .caesar_faas.errors import ServiceUnavailable
     from .caesar_faas.events import cloudevents, subjects
     from .caesar_faas.notify import deliver
     from .caesar_faas.notify.settings import load_notify_settings
 except ImportError:  # local gateway and tests: the package is importable from the repo root
-    from caesar_faas import http
+    from caesar_faas import http, logs
     from caesar_faas.errors import ServiceUnavailable
     from caesar_faas.events import cloudevents, subjects
     from caesar_faas.notify import deliver
@@ -29,6 +29,7 @@ def handle(req: http.Request, svc, who):
     job_id = data.get("job_id")
     if not isinstance(job_id, str):
         raise http.BadRequest("the event carries no job_id", code="invalid_event")
+    logs.bind(job_id=job_id)
     result = deliver.on_finished(svc.store, svc.settings, load_notify_settings(svc.settings), job_id)
     if result["retry"]:
         raise ServiceUnavailable("a notification could not be delivered yet; it will be retried",
