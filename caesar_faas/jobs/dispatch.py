@@ -163,6 +163,7 @@ def on_submitted(store: Store, backend: Backend, bus: Any, settings: Settings, j
     launched = fill_slots(store, backend, settings)
     if job_id in launched:
         return {"job_id": job_id, "action": "launched", "launched": launched}
+    finished.announce(bus, store.get(COLLECTION, job_id))  # only when its launch failed for good
     attempts = int((job.get("dispatch") or {}).get("attempts", 0))
     # Say why it waits, unless meanwhile another delivery launched it or a launch failed (whose
     # status message must stay).

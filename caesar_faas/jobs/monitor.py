@@ -138,8 +138,8 @@ def _redispatch(store: Store, bus: Any, settings: Settings, now: float, batch: i
         if float(dispatch.get("last") or job["created"]) > now - settings.redispatch_after:
             continue
         if int(dispatch.get("attempts", 0)) >= MAX_LAUNCH_ATTEMPTS:
-            _finish(store, settings, job, now, FAILURE, error_class=SYSTEM, active=False,
-                    status=f"Could not be launched after {MAX_LAUNCH_ATTEMPTS} attempts")
+            finished.announce(bus, _finish(store, settings, job, now, FAILURE, error_class=SYSTEM, active=False,
+                                           status=f"Could not be launched after {MAX_LAUNCH_ATTEMPTS} attempts"))
             continue
         count = int(dispatch.get("redispatches", 0)) + 1
         dispatch.update(last=now, redispatches=count)
