@@ -25,6 +25,15 @@ from ..store.base import Store
 from . import capacity, drain, ended, jetstream
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# Every family this module can expose (the dashboard in infra/k8s/monitoring uses only these).
+METRIC_NAMES = frozenset({
+    "caesar_intake_open", "caesar_jobs", "caesar_queue_depth", "caesar_jobs_finished_total",
+    "caesar_job_duration_seconds", "caesar_dispatch_latency_seconds", "caesar_capacity_needed_cores",
+    "caesar_files", "caesar_storage_bytes", "caesar_nats_up", "caesar_connector_pending",
+    "caesar_events_dead_letters_total"})
+# Those read from the store's running totals: absent on a store without them.
+FROM_TOTALS = frozenset({"caesar_jobs", "caesar_queue_depth", "caesar_capacity_needed_cores", "caesar_files",
+                         "caesar_storage_bytes"})
 SEP = "|"
 
 
