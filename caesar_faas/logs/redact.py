@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import MutableMapping
 from typing import Any
 
 from ..config import SECRETS_DIR
@@ -67,6 +68,6 @@ class Redactor:
             return [self.value(key, v) for v in value]
         return value
 
-    def __call__(self, logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+    def __call__(self, logger: Any, method: str, event: MutableMapping[str, Any]) -> dict[str, Any]:
         return {key: (self.text(value) if key == "event" and isinstance(value, str) else self.value(key, value))
                 for key, value in event.items()}

@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ QUIET = ("urllib3", "botocore", "boto3", "s3transfer", "kubernetes", "nats", "wa
 FIRST = ("ts", "level", "event", "logger")
 
 
-def _ordered(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+def _ordered(logger: Any, method: str, event: MutableMapping[str, Any]) -> dict[str, Any]:
     """ts, level, event, logger first: what a reader scans for; the context after."""
     return {**{k: event[k] for k in FIRST if k in event}, **{k: v for k, v in event.items() if k not in FIRST}}
 
@@ -46,7 +47,7 @@ def formatter(fmt: str | None = None, redactor: Redactor | None = None, componen
     through the standard library get the bound context and their `extra` fields here; lines of
     threads that bound nothing (the NATS loop, reapers) still name the component."""
 
-    def _component(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+    def _component(logger: Any, method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         if component:
             event.setdefault("function", component)
         return event

@@ -25,9 +25,9 @@ def send(smtp_url: str, sender: str, to: str, subject: str, text: str) -> Sent:
     port = parts.port or (465 if secure else 25)
     starttls = (parse_qs(parts.query).get("starttls") or ["0"])[0].lower() in ("1", "true", "yes")
     try:
-        client_class = smtplib.SMTP_SSL if secure else smtplib.SMTP
-        kwargs = {"context": ssl.create_default_context()} if secure else {}
-        with client_class(parts.hostname, port, timeout=TIMEOUT, **kwargs) as client:
+        client = (smtplib.SMTP_SSL(parts.hostname, port, timeout=TIMEOUT, context=ssl.create_default_context())
+                  if secure else smtplib.SMTP(parts.hostname, port, timeout=TIMEOUT))
+        with client:
             if starttls:
                 client.starttls(context=ssl.create_default_context())
             if parts.username:

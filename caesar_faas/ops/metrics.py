@@ -39,7 +39,7 @@ SEP = "|"
 
 def _split(counts: dict[str, int], group: str) -> dict[str, int]:
     try:  # the running totals' own key decoding (store/totals.py, issue 11)
-        from ..store import totals
+        from ..store import totals  # type: ignore[attr-defined,unused-ignore]
 
         return dict(totals.split(counts, group))
     except ImportError:
