@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402
-
-from caesar_faas.uploads_client import upload_large  # noqa: E402
+from caesar_client.transport import Transport  # noqa: E402
+from caesar_client.uploads import upload_presigned  # noqa: E402
 
 MIB = 1024 * 1024
 RSS_LIMIT = 200 * 1000 * 1000
@@ -257,8 +257,8 @@ def run_mode(mode: str, image: Path, digest: str, args: argparse.Namespace, work
               + ("" if exact_peak else " (peak RSS includes start-up: clear_refs not permitted)"))
 
         started = time.monotonic()
-        record = upload_large(stack.url, stack.token, str(image), tag="bench", progress=not args.quiet,
-                              workers=args.workers, checksums=not args.no_checksums)
+        record = upload_presigned(Transport(stack.url, stack.token), image, tag="bench", progress=not args.quiet,
+                                  workers=args.workers, checksums=not args.no_checksums)
         completed = time.monotonic()
         upload_s = completed - started
         peak = gw.peak_rss()

@@ -10,8 +10,6 @@ import base64
 import hashlib
 import os
 import re
-import zlib
-from collections.abc import Iterable
 
 CHUNK = 1024 * 1024
 CRC32_B64 = re.compile(r"^[A-Za-z0-9+/]{6}==$")
@@ -28,21 +26,3 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
 def crc32_b64(value: int) -> str:
     """A running zlib.crc32 value in S3's encoding."""
     return base64.b64encode((value & 0xFFFFFFFF).to_bytes(4, "big")).decode("ascii")
-
-
-def file_part_crc32(path: str | os.PathLike[str], sections: Iterable[tuple[int, int]]) -> list[str]:
-    """The CRC32 (S3 encoding) of each (offset, size) section of a file, in one sequential read
-    of 1 MiB blocks (large reads are slower here: fresh buffers cost page faults)."""
-    out = []
-    with open(path, "rb") as fh:
-        for offset, size in sections:
-            fh.seek(offset)
-            value, left = 0, size
-            while left:
-                block = fh.read(min(CHUNK, left))
-                if not block:
-                    raise ValueError(f"{path} is shorter than planned")
-                value = zlib.crc32(block, value)
-                left -= len(block)
-            out.append(crc32_b64(value))
-    return out

@@ -111,10 +111,12 @@ def create(svc: Any, who: Any, body: dict[str, Any]) -> dict[str, Any]:
         multipart = {"upload_id": mp.upload_id, "part_size": mp.part_size,
                      "parts": [{"number": p.number, "url": p.url, "offset": p.offset, "size": p.size,
                                 "headers": p.headers} for p in mp.parts]}
-    # part_crc32 stays on the record until completion: S3 wants the part CRCs again then.
+    # part_crc32 stays on the record until completion: S3 wants the part CRCs again then, and a
+    # resumed upload's fresh URLs are bound to them again.
     record = {"id": file_id, "owner": who.owner, "created": now, "status": "pending", "filename_orig": filename,
               "format": fmt, "size": size, "sha256": sha256, "shape": None, "tag": tag, "key": key,
-              "upload_id": upload_id, "part_crc32": crc32s if upload_id else None, "expires": expires,
+              "upload_id": upload_id, "part_crc32": crc32s, "expires": expires,
+              "part_size": part_size if upload_id else None,
               "announced": False}
     try:
         svc.store.insert("files", record)
@@ -124,6 +126,41 @@ def create(svc: Any, who: Any, body: dict[str, Any]) -> dict[str, Any]:
         raise
     return {**public_view(record), "expires": iso_epoch(expires), "single": single, "multipart": multipart,
             "complete_url": f"/function/upload/{file_id}/complete"}
+
+
+def resume(svc: Any, who: Any, file_id: str) -> dict[str, Any]:
+    """Where an unfinished upload stands, for a client resuming it: the parts the storage holds
+    (`received`: number, etag, size) and fresh URLs for the others (or for the single PUT). A
+    finished upload answers its file record."""
+    record = fetch_owned(svc.store, "files", file_id, who.owner, who.is_admin, "file")
+    if record.get("status") != "pending":
+        return public_view(record)
+    left = int(record["expires"] - epoch())
+    if left <= 0:
+        raise Conflict("the upload expired; start a new one", code="upload_expired")
+    base = {**public_view(record), "expires": iso_epoch(record["expires"]), "single": None, "multipart": None,
+            "received": [], "complete_url": f"/function/upload/{file_id}/complete"}
+    crc32s = record.get("part_crc32")
+    if not record.get("upload_id"):  # a single PUT: it is sent again whole
+        crc32 = crc32s[0] if crc32s else None
+        base["single"] = {"url": svc.storage.presign_put(record["key"], size=record["size"], expires=left,
+                                                         crc32=crc32),
+                          "method": "PUT", "headers": checksum_headers(crc32)}
+        return base
+    part_size = record.get("part_size") or svc.settings.part_size
+    try:
+        received = svc.storage.list_parts(record["key"], record["upload_id"])
+    except ObjectNotFound as exc:
+        raise Conflict("the multipart upload is being completed or is gone", code="upload_gone") from exc
+    have = {number for number, _, _ in received}
+    missing = [n for n, _, _ in plan_parts(record["size"], part_size) if n not in have]
+    urls = svc.storage.part_urls(record["key"], record["upload_id"], size=record["size"], part_size=part_size,
+                                 numbers=missing, expires=left, crc32s=crc32s)
+    base["received"] = [{"number": n, "etag": etag, "size": size} for n, etag, size in received]
+    base["multipart"] = {"upload_id": record["upload_id"], "part_size": part_size,
+                         "parts": [{"number": p.number, "url": p.url, "offset": p.offset, "size": p.size,
+                                    "headers": p.headers} for p in urls]}
+    return base
 
 
 def _parts(body: dict[str, Any]) -> list[tuple[int, str]]:
@@ -167,8 +204,12 @@ def complete(svc: Any, who: Any, file_id: str, body: dict[str, Any]) -> dict[str
 
     event_name = "s3:ObjectCreated:CompleteMultipartUpload" if record.get("upload_id") else "s3:ObjectCreated:Put"
     notification = minio_record(_bucket(svc), info, event_name)
-    svc.bus.publish_raw(STORAGE_EVENTS, json.dumps(notification).encode(),
-                        msg_id=storage_event_id(info.key, info.etag))
+    # A multipart object was already announced by the storage itself during complete_multipart,
+    # possibly registered as "not completed through the service yet" (the record still had its
+    # upload id then). This announcement, made after the store update, must not be dropped as a
+    # duplicate of that one: it carries its own id (registering twice changes nothing).
+    msg_id = storage_event_id(info.key, info.etag) + ("-completed" if record.get("upload_id") else "")
+    svc.bus.publish_raw(STORAGE_EVENTS, json.dumps(notification).encode(), msg_id=msg_id)
     return {**public_view(record), "status": "Upload complete; registering"}
 
 
@@ -205,7 +246,7 @@ def _register_one(svc: Any, event_name: str, key: str, size: int | None, etag: s
         info = svc.storage.stat(key)
     except ObjectNotFound:
         return "ignored: object gone"
-    changes: dict[str, Any] = {"size": info.size, "etag": info.etag, "expires": None}
+    changes: dict[str, Any] = {"size": info.size, "etag": info.etag, "expires": None, "part_crc32": None}
     try:
         fits = inspect_chunks(record["filename_orig"], svc.storage.open(key, start=0, end=min(info.size, HEADER_PROBE)),
                               info.size, whole=False)

@@ -10,6 +10,7 @@ pytest_plugins = [
     "tests.fixtures.k8s",
     "tests.fixtures.jobs",
     "tests.fixtures.runner",
+    "tests.fixtures.client",
     "tests.fixtures.receivers",
     "tests.fixtures.logscan",
 ]

@@ -48,3 +48,12 @@ def test_auth_off_on_loopback_warns_loudly(home, monkeypatch, capsys):
     assert prepare_auth(load_settings()) == {}
     assert "authentication is OFF" in capsys.readouterr().err
     assert local_token(load_settings()) is None
+
+
+def test_banner_prints_the_caesar_login_line(home, monkeypatch):
+    monkeypatch.setenv("CAESAR_JWT_SECRET", prepare_auth(load_settings())["CAESAR_JWT_SECRET"])
+    settings = load_settings()
+    text = banner(settings)
+    base = f"http://{settings.http_host}:{settings.http_port}"
+    assert f"  caesar login --url {base} --token $TOKEN\n" in text
+    assert "caesar run sep image.fits -o out/" in text

@@ -8,7 +8,7 @@ become keys. Reads and writes stream in chunks: no method holds a whole object i
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
 from urllib.parse import quote
@@ -49,6 +49,12 @@ class PartUrl:
     offset: int
     size: int
     headers: dict[str, str] = field(default_factory=dict)  # to send with the PUT
+
+
+# Module-level names: inside the Storage classes `list` is the listing method, not the type.
+PartUrls = list[PartUrl]
+PartPlan = list[tuple[int, int, int]]  # (part number, offset, size)
+StoredParts = list[tuple[int, str, int]]  # (part number, ETag, size)
 
 
 @dataclass(frozen=True)
@@ -182,6 +188,16 @@ class Storage(ABC):
         """Start a multipart upload; one presigned URL per part. crc32s (one per part, in order)
         binds each part to its CRC32, which the store checks on the part PUT (S3's composite
         CRC32 checksum); each PartUrl then lists the header its PUT must send."""
+
+    @abstractmethod
+    def list_parts(self, key: str, upload_id: str) -> StoredParts:
+        """(part number, ETag, size) of the parts of an unfinished upload stored so far, by
+        number; ObjectNotFound for an unknown (or finished) upload."""
+
+    @abstractmethod
+    def part_urls(self, key: str, upload_id: str, *, size: int, part_size: int, numbers: Sequence[int],
+                  expires: int = 3600, crc32s: Sequence[str] | None = None) -> PartUrls:
+        """Fresh presigned URLs for some parts of an unfinished upload (a client resuming it)."""
 
     @abstractmethod
     def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]], *,

@@ -23,7 +23,7 @@ import shutil
 import time
 import uuid
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import quote, urlencode
@@ -37,8 +37,11 @@ from .base import (
     MultipartUpload,
     ObjectInfo,
     ObjectNotFound,
+    PartPlan,
     PartUrl,
+    PartUrls,
     Storage,
+    StoredParts,
     checksum_headers,
     plan_parts,
     validate_key,
@@ -414,12 +417,39 @@ class LocalStorage(Storage):
             "key": key, "size": size, "part_size": part_size, "initiated": time.time(), "expires": deadline,
             "plan": plan,
         })
-        crcs: list[str | None] = list(crc32s) if crc32s else [None] * len(plan)
-        parts = [PartUrl(number=n, offset=offset, size=length, headers=checksum_headers(crc),
-                         url=self._signed_url(Grant("PUT", key, deadline, size=length, upload_id=upload_id,
-                                                    part=n, crc32=crc)))
-                 for (n, offset, length), crc in zip(plan, crcs, strict=True)]
+        parts = self._part_urls(key, upload_id, plan, deadline, crc32s)
         return MultipartUpload(key=key, upload_id=upload_id, part_size=part_size, parts=parts)
+
+    def _part_urls(self, key: str, upload_id: str, plan: PartPlan, deadline: int,
+                   crc32s: Sequence[str] | None) -> PartUrls:
+        """plan: the parts to sign; crc32s: one per part of the whole upload."""
+        urls: PartUrls = []
+        for n, offset, length in plan:
+            crc = crc32s[n - 1] if crc32s else None
+            urls.append(PartUrl(number=n, offset=offset, size=length, headers=checksum_headers(crc),
+                                url=self._signed_url(Grant("PUT", key, deadline, size=length, upload_id=upload_id,
+                                                           part=n, crc32=crc))))
+        return urls
+
+    def part_urls(self, key: str, upload_id: str, *, size: int, part_size: int, numbers: Sequence[int],
+                  expires: int = 3600, crc32s: Sequence[str] | None = None) -> PartUrls:
+        doc = self._upload_doc(self._upload_dir(upload_id), key)
+        wanted = set(numbers)
+        plan: PartPlan = [(int(n), int(offset), int(length)) for n, offset, length in doc["plan"] if n in wanted]
+        return self._part_urls(key, upload_id, plan, int(time.time()) + expires, crc32s)
+
+    def list_parts(self, key: str, upload_id: str) -> StoredParts:
+        folder = self._upload_dir(upload_id)
+        doc = self._upload_doc(folder, key)
+        found: StoredParts = []
+        for number, _offset, length in doc["plan"]:
+            part = folder / f"part-{number:05d}"
+            try:
+                if os.stat(part).st_size == length:
+                    found.append((number, self._part_etag(part), length))
+            except FileNotFoundError:
+                continue  # not received (or the upload is being completed or aborted)
+        return found
 
     def put_part(self, key: str, upload_id: str, number: int, stream: BinaryIO, *, size: int,
                  crc32: str | None = None) -> str:

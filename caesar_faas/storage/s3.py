@@ -9,7 +9,7 @@ URL handed to a client outside the cluster must be signed for the host that clie
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, BinaryIO
 
 import boto3
@@ -23,8 +23,11 @@ from .base import (
     MultipartUpload,
     ObjectInfo,
     ObjectNotFound,
+    PartPlan,
     PartUrl,
+    PartUrls,
     Storage,
+    StoredParts,
     checksum_headers,
     content_disposition,
     plan_parts,
@@ -259,7 +262,12 @@ class S3Storage(Storage):
         # CRC32 composite checksums are what boto3's own upload_file uses: S3 checks each part on
         # arrival, and completion combines 4-byte part CRCs instead of reading the object again.
         upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=full, **extra)["UploadId"]
-        parts = []
+        parts = self._part_urls(full, upload_id, plan, expires, crc32s)
+        return MultipartUpload(key=key, upload_id=upload_id, part_size=part_size, parts=parts)
+
+    def _part_urls(self, full: str, upload_id: str, plan: PartPlan, expires: int,
+                   crc32s: Sequence[str] | None) -> PartUrls:
+        parts: PartUrls = []
         for n, offset, length in plan:
             params: dict[str, Any] = {"Bucket": self.bucket, "Key": full, "UploadId": upload_id, "PartNumber": n}
             crc32 = crc32s[n - 1] if crc32s else None
@@ -267,7 +275,27 @@ class S3Storage(Storage):
                 params["ChecksumCRC32"] = crc32
             url = self._presigner.generate_presigned_url("upload_part", Params=params, ExpiresIn=expires)
             parts.append(PartUrl(number=n, offset=offset, size=length, url=url, headers=checksum_headers(crc32)))
-        return MultipartUpload(key=key, upload_id=upload_id, part_size=part_size, parts=parts)
+        return parts
+
+    def part_urls(self, key: str, upload_id: str, *, size: int, part_size: int, numbers: Sequence[int],
+                  expires: int = 3600, crc32s: Sequence[str] | None = None) -> PartUrls:
+        wanted = set(numbers)
+        plan = [p for p in plan_parts(size, part_size) if p[0] in wanted]
+        return self._part_urls(self._k(key), upload_id, plan, expires, crc32s)
+
+    def list_parts(self, key: str, upload_id: str) -> StoredParts:
+        found: StoredParts = []
+        try:
+            pages = self.client.get_paginator("list_parts").paginate(Bucket=self.bucket, Key=self._k(key),
+                                                                     UploadId=upload_id)
+            for page in pages:
+                for part in page.get("Parts", []):
+                    found.append((int(part["PartNumber"]), _etag(part["ETag"]), int(part["Size"])))
+        except ClientError as exc:
+            if _code(exc) in _NO_UPLOAD:
+                raise ObjectNotFound(f"no such upload {upload_id}") from None
+            raise
+        return sorted(found)
 
     def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]], *,
                            crc32s: list[str] | None = None) -> ObjectInfo:

@@ -1,6 +1,7 @@
 """upload: POST / stores a FITS image sent inline (multipart field `file`, optional `tag`);
 POST / with a JSON body {filename, size, sha256?, tag?, part_size?, part_crc32?} starts a large
-presigned upload; POST /<id>/complete finishes one; GET / tells the upload limits."""
+presigned upload; POST /<id>/complete finishes one; GET / tells the upload limits; GET /<id>
+where an unfinished one stands (parts received, fresh URLs for the rest: a client resumes)."""
 
 try:  # OpenFaaS image: the shared package is copied next to this file (function.caesar_faas)
     from .caesar_faas import files, http, uploads
@@ -15,6 +16,8 @@ except ImportError:  # local gateway and tests: the package is importable from t
 @http.authenticated("GET", "POST")
 def handle(req: http.Request, svc, who):
     if req.method == "GET":
+        if len(req.parts) == 1:
+            return http.respond(200, uploads.resume(svc, who, req.parts[0]))
         if req.parts:
             raise http.not_found("route")
         return http.respond(200, uploads.limits(svc.settings))
