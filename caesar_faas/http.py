@@ -179,3 +179,13 @@ def caller(req: Request, settings: Any) -> Any:
 
     return authenticate(req.headers, req.query, settings)
 
+
+
+def cloud_event(req: Request) -> dict[str, Any]:
+    """The CloudEvent a connector call carries (binary or structured mode), or 400."""
+    from .events.cloudevents import from_http
+
+    try:
+        return from_http(dict(req.headers), req.body)
+    except ValueError as exc:
+        raise BadRequest(str(exc), code="not_a_cloudevent") from exc

@@ -4,6 +4,7 @@ CloudEvents and the connector's calls, and the user's job.log text."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -20,20 +21,30 @@ from caesar_faas.logs.redact import Redactor
 from caesar_faas.runner.joblog import user_text
 
 
-@pytest.fixture
-def captured(monkeypatch):
-    """configure() writing to a buffer; the process's handlers are restored afterwards."""
-    monkeypatch.setenv("CAESAR_JWT_SECRET", "a-very-secret-jwt-key-123")
+@contextlib.contextmanager
+def configured(component: str, **kwargs):
+    """configure() for a block; the process's own handlers, level and context come back after."""
     root = logging.getLogger()
     before, level = list(root.handlers), root.level
-    buffer = io.StringIO()
-    logs.configure("testing", stream=buffer, log_dir="")
-    yield buffer
-    for handler in list(root.handlers):
-        if handler not in before:
+    logs.clear()  # what earlier tests bound in this thread (a service clears per request)
+    try:
+        logs.configure(component, **kwargs)
+        yield
+    finally:
+        for handler in [h for h in root.handlers if h not in before]:
             root.removeHandler(handler)
-    root.setLevel(level)
-    logs.clear()
+            handler.close()
+        root.setLevel(level)
+        logs.clear()
+
+
+@pytest.fixture
+def captured(monkeypatch):
+    """configure() writing to a buffer."""
+    monkeypatch.setenv("CAESAR_JWT_SECRET", "a-very-secret-jwt-key-123")
+    buffer = io.StringIO()
+    with configured("testing", stream=buffer, log_dir=""):
+        yield buffer
 
 
 def lines(buffer: io.StringIO) -> list[dict]:
@@ -90,33 +101,16 @@ def test_redactor_leaves_ordinary_text_alone():
 
 def test_console_format_is_coloured_text(monkeypatch):
     monkeypatch.setenv("CAESAR_LOG_FORMAT", "console")
-    root = logging.getLogger()
-    before = list(root.handlers)
     buffer = io.StringIO()
-    try:
-        logs.configure("testing", stream=buffer, log_dir="")
+    with configured("testing", stream=buffer, log_dir=""):
         logging.getLogger("caesar.test").warning("for a developer")
-    finally:
-        for handler in list(root.handlers):
-            if handler not in before:
-                root.removeHandler(handler)
-        logs.clear()
     out = buffer.getvalue()
     assert "for a developer" in out and "\x1b[" in out and not out.lstrip().startswith("{")
 
 
 def test_configure_writes_the_component_file_too(tmp_path):
-    root = logging.getLogger()
-    before = list(root.handlers)
-    try:
-        logs.configure("runner", stream=io.StringIO(), log_dir=tmp_path)
+    with configured("runner", stream=io.StringIO(), log_dir=tmp_path):
         logging.getLogger("caesar.test").info("to the file")
-    finally:
-        for handler in list(root.handlers):
-            if handler not in before:
-                root.removeHandler(handler)
-                handler.close()
-        logs.clear()
     (line,) = [json.loads(x) for x in (tmp_path / "runner.log").read_text().splitlines()]
     assert line["event"] == "to the file" and line["function"] == "runner"
 

@@ -30,7 +30,12 @@ def ensure_local_secret(settings: Settings) -> str:
     """
     if settings.jwt_secret:
         return settings.jwt_secret
-    path = secret_path(settings)
+    return ensure_secret_file(secret_path(settings))
+
+
+def ensure_secret_file(path: Path) -> str:
+    """The secret in `path`, created on first use (32 random bytes as hex, mode 0600,
+    atomically: two processes starting together agree on one secret)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         _create_secret(path)
@@ -46,13 +51,13 @@ def ensure_local_secret(settings: Settings) -> str:
 def _create_secret(path: Path) -> None:
     """Write a fresh secret to a private temp file, then hard-link it into place: the link
     fails if another process won the race, and nobody ever reads a half-written file."""
-    fd, tmp = tempfile.mkstemp(prefix=".jwt.secret.", dir=path.parent)  # mode 0600
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 0600
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_hex(32) + "\n")
         try:
             os.link(tmp, path)
-            log.info("created a new JWT secret in %s", path)
+            log.info("created a new secret in %s", path)
         except FileExistsError:
             pass
     finally:

@@ -24,12 +24,22 @@ _JOB_PATH = re.compile(rf"^/(?:function/(?:status|output|cancel)|caesar/api/v1\.
 _FILE_PATH = re.compile(rf"^/(?:function/(?:files|upload)|caesar/api/v1\.0/(?:download|delete))/{_UUID}")
 
 
-def path_context(path: str, function: str | None = None) -> dict[str, str | None]:
+def request_context(environ: dict[str, Any], function: str | None = None) -> dict[str, str | None]:
+    """function, job_id and file_id as the path names them, or, for the connector's CloudEvents
+    calls (dispatcher, notifier, registrar), as the event's subject attribute does."""
+    path = environ.get("PATH_INFO") or "/"
     fn = _FUNCTION.match(path)
     job = _JOB_PATH.match(path)
     found = _FILE_PATH.match(path)
-    return {"function": fn.group(1) if fn else function, "job_id": job.group(1) if job else None,
-            "file_id": found.group(1) if found else None}
+    out = {"function": fn.group(1) if fn else function, "job_id": job.group(1) if job else None,
+           "file_id": found.group(1) if found else None}
+    kind, about = environ.get("HTTP_CE_TYPE") or "", environ.get("HTTP_CE_SUBJECT") or ""
+    if about and re.fullmatch(_UUID, about):
+        if kind.startswith("org.caesar.jobs."):
+            out["job_id"] = about
+        elif kind.startswith("org.caesar.files."):
+            out["file_id"] = about
+    return out
 
 
 class _Body:
@@ -65,7 +75,7 @@ class AccessLog:
         environ["HTTP_X_REQUEST_ID"] = rid  # what the handlers see is the id in force
         path = environ.get("PATH_INFO") or "/"
         clear()
-        bind(request_id=rid, **path_context(path, self.function))
+        bind(request_id=rid, **request_context(environ, self.function))
         status: dict[str, int] = {}
 
         def start(code: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:

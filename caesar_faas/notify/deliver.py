@@ -21,6 +21,7 @@ import logging
 from typing import Any
 
 from ..config import Settings
+from ..errors import BadRequest, ServiceUnavailable
 from ..ids import epoch
 from ..jobs.records import COLLECTION, public_view
 from ..jobs.states import TERMINAL
@@ -40,6 +41,28 @@ CAS_RETRIES = 3
 
 def field(channel: str) -> str:
     return f"notified_{channel}"
+
+
+def handle_event(svc: Any, event: dict[str, Any]) -> dict[str, Any]:
+    """The notifier's whole answer to one `caesar.jobs.finished`: count the end for the metrics
+    (once per job), then deliver; ServiceUnavailable (503: the connector retries with backoff)
+    while a channel is worth trying again."""
+    from ..events.subjects import JOBS_FINISHED, event_type
+    from ..ops import ended
+    from .settings import load_notify_settings
+
+    if event.get("type") != event_type(JOBS_FINISHED):
+        raise BadRequest(f"unexpected event type {event.get('type')!r}", code="unexpected_event")
+    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    job_id = data.get("job_id")
+    if not isinstance(job_id, str):
+        raise BadRequest("the event carries no job_id", code="invalid_event")
+    ended.record_end(svc.store, job_id)
+    result = on_finished(svc.store, svc.settings, load_notify_settings(svc.settings), job_id)
+    if result["retry"]:
+        raise ServiceUnavailable("a notification could not be delivered yet; it will be retried",
+                                 code="notify_retry", channels=result["channels"])
+    return result
 
 
 def on_finished(store: Store, settings: Settings, config: NotifySettings, job_id: str) -> dict[str, Any]:

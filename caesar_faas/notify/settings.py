@@ -4,7 +4,6 @@ config.read_secret), kept apart from the core settings: only submit and the noti
 from __future__ import annotations
 
 import os
-import secrets
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,21 +31,9 @@ def webhook_allow() -> frozenset[str]:
 
 def local_webhook_secret(home: Path) -> str:
     """The embedded stack's secret: <home>/webhook.secret, created once (0600, atomically)."""
-    path = home / SECRET_FILE
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{SECRET_FILE}.{secrets.token_hex(8)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_hex(32))
-            try:
-                os.link(tmp, path)  # another process may have won: then its secret is the one
-            except FileExistsError:
-                pass
-        finally:
-            os.unlink(tmp)
-    return path.read_text().strip()
+    from ..auth.local import ensure_secret_file
+
+    return ensure_secret_file(home / SECRET_FILE)
 
 
 def load_notify_settings(settings: Settings) -> NotifySettings:

@@ -3,11 +3,11 @@ backend; caesar.jobs.status -> apply the runner's report; caesar.jobs.cancel -> 
 Every effect is a compare-and-set, so a repeated or late event changes nothing."""
 
 try:  # OpenFaaS image: the shared package is copied next to this file (function.caesar_faas)
-    from .caesar_faas import http, logs
+    from .caesar_faas import http
     from .caesar_faas.events import cloudevents, subjects
     from .caesar_faas.jobs import dispatch
 except ImportError:  # local gateway and tests: the package is importable from the repo root
-    from caesar_faas import http, logs
+    from caesar_faas import http
     from caesar_faas.events import cloudevents, subjects
     from caesar_faas.jobs import dispatch
 
@@ -19,7 +19,6 @@ def handle(req: http.Request, svc, who):
     except ValueError as exc:
         raise http.BadRequest(str(exc), code="not_a_cloudevent") from exc
     data = event.get("data") if isinstance(event.get("data"), dict) else {}
-    logs.bind(job_id=data.get("job_id"), event_id=event.get("id"))
     kind = event.get("type")
     if kind == subjects.event_type(subjects.JOBS_SUBMITTED):
         result = dispatch.on_submitted(svc.store, svc.backend, svc.bus, svc.settings, _job_id(data))
