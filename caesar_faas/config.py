@@ -75,6 +75,12 @@ class Settings:
     quota_queued_jobs: int
     quota_running_jobs: int
     public_url: str
+    # The web page's "Sign in with <provider>" (OIDC authorization code + PKCE in the browser);
+    # unset: the page offers the token field only.
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_provider: str | None = None  # the name on the button (default: the issuer's host)
+    oidc_scope: str = "openid"
 
     @property
     def objects_dir(self) -> Path:
@@ -135,4 +141,8 @@ def load_settings() -> Settings:
         quota_queued_jobs=env_int("CAESAR_QUOTA_QUEUED_JOBS", 50),
         quota_running_jobs=env_int("CAESAR_QUOTA_RUNNING_JOBS", 2),
         public_url=env_str("CAESAR_PUBLIC_URL", gateway_url),
+        oidc_issuer=env_str("CAESAR_OIDC_ISSUER", "") or None,
+        oidc_client_id=env_str("CAESAR_OIDC_CLIENT_ID", "") or None,
+        oidc_provider=env_str("CAESAR_OIDC_PROVIDER_NAME", "") or None,
+        oidc_scope=env_str("CAESAR_OIDC_SCOPE", "openid"),
     )

@@ -8,14 +8,14 @@ so the monitor can publish the event later (an outbox), never twice: the event i
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, BinaryIO
 
 from .access import fetch_owned, owner_filter
 from .errors import BadRequest, Conflict
 from .events.subjects import FILES_CREATED, FILES_DELETED
 from .fits_check import FitsInfo, check_name, inspect_file
 from .ids import iso_epoch, new_id, now
-from .multipart import UploadedFile
+from .multipart import UploadedFile, parse_upload
 
 MB = 1024 * 1024
 MAX_TAG = 128
@@ -82,6 +82,18 @@ def store_upload(svc: Any, owner: str, upload: UploadedFile, tag: Any) -> dict[s
     get_logger("caesar.files").info("file stored", file_id=record["id"], bytes=record.get("size"))
     announce(svc, record)
     return record
+
+
+def store_inline(svc: Any, owner: str, stream: BinaryIO, content_type: str, content_length: str | None, *,
+                 limit_message: str) -> dict[str, Any]:
+    """A multipart body with the image in field `file` (and `tag`): spooled, checked, stored,
+    announced (the upload function, native and caesar-rest's route alike)."""
+    fields, upload = parse_upload(stream, content_type, content_length, max_bytes=svc.settings.max_inline_upload,
+                                  limit_message=limit_message, spool_dir=str(svc.settings.tmp_dir))
+    try:
+        return store_upload(svc, owner, upload, fields.get("tag"))
+    finally:
+        upload.spool.close()
 
 
 def announce(svc: Any, record: dict[str, Any]) -> bool:

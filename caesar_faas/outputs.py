@@ -42,9 +42,10 @@ def product(storage: Any, job: dict[str, Any], name: str) -> tuple[str, str]:
     return key, media_type(name)
 
 
-def archive(storage: Any, job: dict[str, Any]) -> Iterator[bytes]:
+def archive(storage: Any, job: dict[str, Any], root: str | None = None) -> Iterator[bytes]:
+    """The tar.gz of every product, under the folder `root` (default: the job id)."""
     prefix = output_prefix(job["owner"], job["id"])
     names = product_names(storage, job)
     if not names:
         raise NotFound(f"job {job['id']} has no products", code="no_products")
-    return tar_gz(storage, [(prefix + name, name) for name in names], root=job["id"])
+    return tar_gz(storage, [(prefix + name, name) for name in names], root=root or job["id"])

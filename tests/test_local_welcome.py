@@ -50,6 +50,16 @@ def test_auth_off_on_loopback_warns_loudly(home, monkeypatch, capsys):
     assert local_token(load_settings()) is None
 
 
+def test_banner_prints_a_sign_in_link_for_the_web_page(home, monkeypatch):
+    monkeypatch.setenv("CAESAR_JWT_SECRET", prepare_auth(load_settings())["CAESAR_JWT_SECRET"])
+    monkeypatch.setenv("CAESAR_HTTP_PORT", "8321")
+    text = banner(load_settings())
+    link = next(line.strip() for line in text.splitlines() if "#token=" in line)
+    token = link.split("#token=", 1)[1]
+    assert link == f"http://127.0.0.1:8321/#token={token}"  # in the fragment: never sent to a server
+    assert f"export TOKEN={token}" in text
+
+
 def test_banner_prints_the_caesar_login_line(home, monkeypatch):
     monkeypatch.setenv("CAESAR_JWT_SECRET", prepare_auth(load_settings())["CAESAR_JWT_SECRET"])
     settings = load_settings()

@@ -93,7 +93,9 @@ def test_drain_refuses_new_work_keeps_the_rest_and_resumes(ops_stack, image):
                  client.post(ops_stack.url + "/caesar/api/v1.0/job", timeout=30,
                              json={"app": "sep", "job_inputs": {}, "data_inputs": file_id}),
                  client.post(ops_stack.url + "/function/upload", timeout=30,
-                             json={"filename": "big.fits", "size": 10 * 2**20})):
+                             json={"filename": "big.fits", "size": 10 * 2**20}),
+                 client.post(ops_stack.url + "/caesar/api/v1.0/upload", timeout=30,
+                             files={"file": ("c.fits", image.read_bytes())})):
         assert resp.status_code == 503, resp.text
         assert resp.headers["Retry-After"] == "120"
         assert resp.json()["error"] == "draining" and resp.json()["reason"] == "storage upgrade"

@@ -13,7 +13,8 @@ from tests.helpers import wait_for
 from tests.samples import fits_bytes
 from tests.synth import make_image
 
-PUBLIC = {"/healthz", "/", "/openapi.yaml", "/storage/o/{key}"}  # the last: signed URLs instead of tokens
+PUBLIC = {"/healthz", "/", "/openapi.yaml", "/storage/o/{key}",  # the last: signed URLs instead of tokens
+          "/function/ui/config.json", "/function/ui/{asset}"}  # the web page's own files and settings
 
 
 @pytest.fixture(scope="module")

@@ -20,10 +20,11 @@ from .validation import TYPES, OptionError, check_constraints, check_value
 SPECS_DIR = Path(__file__).resolve().parent / "specs"
 
 _APP_KEYS = {"name", "description", "version", "input_option", "default_timeout", "local_entry",
-             "image", "command", "resources", "shm_size", "work_size", "constraints", "options"}
-_REQUIRED_APP_KEYS = _APP_KEYS - {"shm_size", "work_size", "constraints"}
+             "image", "command", "resources", "shm_size", "work_size", "constraints", "options",
+             "components"}
+_REQUIRED_APP_KEYS = _APP_KEYS - {"shm_size", "work_size", "constraints", "components"}
 _OPTION_KEYS = {"type", "description", "mandatory", "default", "min", "max", "enum",
-                "allowed_values", "advanced", "category"}
+                "allowed_values", "advanced", "category", "ignored"}
 _CONSTRAINT_ARITY = {"le": 2, "requires": 2, "together": None}
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 _OPTION_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
@@ -131,12 +132,14 @@ def load_spec(path: Path) -> AppSpec:
     if raw["input_option"] in options:
         raise SpecError(f"{where}: the input option {raw['input_option']!r} must not be a user option")
     constraints = _constraints(where, raw.get("constraints") or [], options)
+    components = _components(where, raw.get("components", False), options)
 
     extra = {k: raw[k] for k in ("shm_size", "work_size") if k in raw}
     spec = AppSpec(name=name, description=" ".join(raw["description"].split()),
                    version=str(raw["version"]), options=options, input_option=raw["input_option"],
                    default_timeout=raw["default_timeout"], local_entry=entry, image=raw["image"],
-                   command=list(command), resources=resources, constraints=constraints, **extra)
+                   command=list(command), resources=resources, constraints=constraints,
+                   components=components, **extra)
     try:
         # The defaults alone must form a valid job (an empty job_inputs runs with defaults).
         check_constraints(spec, {n: o.default for n, o in options.items()})
@@ -199,8 +202,10 @@ def _option(where: str, name: Any, raw: Any) -> OptionSpec:
         if raw.get(key) is not None and (not isinstance(raw[key], list) or not raw[key]):
             raise SpecError(f"{where}: {key} must be a non-empty list")
     mandatory = raw.get("mandatory", False)
-    if not isinstance(mandatory, bool) or not isinstance(raw.get("advanced", False), bool):
-        raise SpecError(f"{where}: mandatory and advanced must be booleans")
+    if not all(isinstance(raw.get(key, False), bool) for key in ("mandatory", "advanced", "ignored")):
+        raise SpecError(f"{where}: mandatory, advanced and ignored must be booleans")
+    if raw.get("ignored") and mandatory:
+        raise SpecError(f"{where}: an ignored option cannot be mandatory")
     default = raw.get("default")
     if otype in ("none", "bool") and default is None:
         default = False  # a flag that is not given is off
@@ -209,7 +214,8 @@ def _option(where: str, name: Any, raw: Any) -> OptionSpec:
     opt = OptionSpec(name=name, type=otype, description=" ".join(raw["description"].split()),
                      mandatory=mandatory, default=default, min=raw.get("min"), max=raw.get("max"),
                      enum=raw.get("enum"), allowed_values=raw.get("allowed_values"),
-                     advanced=raw.get("advanced", False), category=str(raw.get("category", "run")))
+                     advanced=raw.get("advanced", False), category=str(raw.get("category", "run")),
+                     ignored=raw.get("ignored", False))
     try:
         # The default and every choice must pass the option's own rules.
         if default is not None:
@@ -222,6 +228,22 @@ def _option(where: str, name: Any, raw: Any) -> OptionSpec:
     if otype == "float" and isinstance(default, int):
         opt = dataclasses.replace(opt, default=float(default))
     return opt
+
+
+def _components(where: str, raw: Any, options: dict[str, OptionSpec]) -> bool | dict[str, Any]:
+    """`components`: true/false, or {option: value} naming valid values of existing options."""
+    if isinstance(raw, bool):
+        return raw
+    if not isinstance(raw, dict) or not raw:
+        raise SpecError(f"{where}: components must be true, false or a mapping of option values")
+    for name, value in raw.items():
+        if name not in options:
+            raise SpecError(f"{where}: components names unknown option {name!r}")
+        try:
+            check_value(options[name], value)
+        except OptionError as exc:
+            raise SpecError(f"{where}: components: {exc.message}") from exc
+    return dict(raw)
 
 
 def _constraints(where: str, raw: Any, options: dict[str, OptionSpec]) -> list[dict[str, Any]]:

@@ -21,6 +21,10 @@ class OptionSpec:
     allowed_values: list[Any] | None = None
     advanced: bool = False
     category: str = "run"
+    # Accepted for caesar-rest scripts but without effect here (no MPI, no shell, logs always
+    # kept): validated like any option, never passed to the finder, listed in the submit
+    # answer's `ignored_options`.
+    ignored: bool = False
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,17 @@ class AppSpec:
     # {"rule": "together", "options": [a, ...]} all set or none set
     # {"rule": "requires", "options": [a, b]}   a set => b set
     constraints: list[dict[str, Any]] = field(default_factory=list)
+    # Whether the catalogue's rows are fitted (Gaussian) components, as caesar-rest's
+    # /source-components serves: True, False, or {option: value} when one option decides
+    # (pybdsf's catalog_type gaul).
+    components: bool | dict[str, Any] = False
 
     @property
     def runs_locally(self) -> bool:
         return self.local_entry is not None
+
+    def catalog_is_components(self, options: dict[str, Any]) -> bool:
+        """True when a job run with these (validated) options catalogues fitted components."""
+        if isinstance(self.components, dict):
+            return all(options.get(name) == value for name, value in self.components.items())
+        return bool(self.components)

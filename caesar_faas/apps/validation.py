@@ -16,7 +16,8 @@ that names the option, and nothing is guessed:
 - the spec's cross-option constraints (e.g. floodclip <= seedclip).
 
 The result holds every option of the spec in spec order, defaults filled, so the runner never has
-to know the defaults.
+to know the defaults. Options the spec marks `ignored` (accepted for caesar-rest scripts, without
+effect here) are checked like the others; `effective` leaves them out of what a job runs with.
 """
 
 from __future__ import annotations
@@ -116,6 +117,19 @@ def validate_options(spec: AppSpec, job_inputs: Any) -> dict[str, Any]:
 
     check_constraints(spec, result)
     return result
+
+
+def effective(spec: AppSpec, options: dict[str, Any]) -> dict[str, Any]:
+    """The validated options without the ignored ones: what the finder may see."""
+    return {name: value for name, value in options.items() if not spec.options[name].ignored}
+
+
+def ignored_given(spec: AppSpec, job_inputs: Any) -> list[str]:
+    """The options in `job_inputs` that the spec accepts without effect, sorted by name."""
+    if not isinstance(job_inputs, dict):
+        return []
+    return sorted(name for name in job_inputs if isinstance(name, str) and name in spec.options
+                  and spec.options[name].ignored)
 
 
 def check_constraints(spec: AppSpec, values: dict[str, Any]) -> None:

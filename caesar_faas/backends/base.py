@@ -39,6 +39,24 @@ class PollResult:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+# The key of a launch() reference that names the job to people (caesar-rest's `pid`), in order:
+# an explicit "handle", the local backend's process id, a batch system's job id (Slurm), the
+# Kubernetes Job name. A new backend should put its own handle under "handle".
+HANDLE_KEYS = ("handle", "pid", "job_id", "name")
+
+
+def handle_of(ref: Any) -> str:
+    """The backend's handle of a job from its stored reference (job['backend_ref']), as a string;
+    "" before any backend took the job."""
+    if not isinstance(ref, dict):
+        return ""
+    for key in HANDLE_KEYS:
+        value = ref.get(key)
+        if value is not None and value != "" and not isinstance(value, (dict, list, bool)):
+            return str(value)
+    return ""
+
+
 class Backend(ABC):
     name: str
 

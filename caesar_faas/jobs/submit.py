@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from ..apps.registry import get_app
-from ..apps.validation import validate_options
+from ..apps.validation import effective, ignored_given, validate_options
 from ..config import Settings
 from ..errors import BadRequest
 from ..events.subjects import JOBS_SUBMITTED
@@ -135,14 +135,15 @@ def _notify(body: dict[str, Any]) -> dict[str, str] | None:
 def submit(store: Store, bus: Any, settings: Settings, principal_owner: str, body: Any) -> dict[str, Any]:
     """Validate a caesar-rest submission, store the job PENDING, publish `caesar.jobs.submitted`.
 
-    Returns the public view (answer 202). Raises BadRequest (400, naming the offending field or
+    Returns the public view (answer 202), with `ignored_options` when options without effect
+    here were given (apps/spec.py `ignored`). Raises BadRequest (400, naming the offending field or
     option in `option`) or the quota error of `check_submit`, or 503 while the service drains;
     then nothing was stored."""
     require_accepting(store)
     body = _check_body(body)
     spec = _app_spec(body, settings)
     options_in, file_id = _split_inputs(body)
-    options = validate_options(spec, options_in)
+    options = effective(spec, validate_options(spec, options_in))  # no-ops never reach the finder
     input_ref = _input_file(store, principal_owner, file_id,
                             "data_inputs" if body.get("data_inputs") is not None else INPUTFILE)
     timeout = _timeout(body)
@@ -167,7 +168,11 @@ def submit(store: Store, bus: Any, settings: Settings, principal_owner: str, bod
     if not publish_submitted(bus, job):
         changed = store.update(COLLECTION, job["id"], {"status": DELAYED_STATUS}, expect={"state": PENDING})
         job = changed or store.get(COLLECTION, job["id"]) or job
-    return public_view(job)
+    view = public_view(job)
+    ignored = ignored_given(spec, options_in)
+    if ignored:  # accepted for caesar-rest scripts, without effect: say so
+        view["ignored_options"] = ignored
+    return view
 
 
 def publish_submitted(bus: Any, job: dict[str, Any], event_id: str | None = None) -> bool:

@@ -45,7 +45,9 @@ def banner(settings: Settings) -> str:
     ]
     if token:
         lines += [f"A token for the local user '{LOCAL_USER}' (30 days; `make token ARGS='--user bob'` mints more):",
-                  f"  export TOKEN={token}", ""]
+                  f"  export TOKEN={token}", "",
+                  # The token rides in the fragment: the browser keeps it, no server log sees it.
+                  "Sign in to the web page by opening:", f"  {base}/#token={token}", ""]
     lines += [
         "Try it:",
         f"  curl {base}/healthz",

@@ -4,6 +4,7 @@
   PUT  /storage/o/<key>?expires&size&sig                  store exactly `size` bytes, then notify
   PUT  /storage/o/<key>?expires&max_size&sig              store at most `max_size` bytes, then notify
   PUT  /storage/o/<key>?expires&size&upload_id&part&sig   one part of a multipart upload
+  OPTIONS /storage/o/<key>                                CORS preflight (every answer allows any origin)
   (a PUT URL may also carry crc32: the body must have that CRC32 and the request must send it
   in the x-amz-checksum-crc32 header, as S3 presigned URLs with a signed checksum require)
 
@@ -28,6 +29,20 @@ from .signing import Grant, SignatureError
 
 URL_PREFIX = "/storage"
 
+# The web page PUTs parts and reads their ETag from JavaScript, possibly from another origin than
+# the one these URLs are signed for (CAESAR_PUBLIC_URL), as it does against S3/MinIO with the
+# rules in infra/s3/cors.json. Any origin may use them: a signed URL is a capability carried in
+# the query string (no cookie, no Authorization), usable exactly as well with curl.
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Expose-Headers": "ETag, Content-Length, Content-Range, Content-Disposition, Accept-Ranges",
+}
+PREFLIGHT_HEADERS = {
+    "Access-Control-Allow-Methods": "GET, PUT, HEAD",
+    "Access-Control-Allow-Headers": f"Content-Type, Range, {CRC32_HEADER}",
+    "Access-Control-Max-Age": "600",
+}
+
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
     response = jsonify({"error": code, "status": message})
@@ -45,8 +60,15 @@ def storage_blueprint(storage: LocalStorage | Callable[[], LocalStorage | None],
     def current() -> LocalStorage | None:
         return storage if isinstance(storage, LocalStorage) else storage()
 
-    @bp.route("/o/<path:key>", methods=["GET", "PUT"])
+    @bp.after_request
+    def allow_cross_origin(response: Response) -> Response:
+        response.headers.update(CORS_HEADERS)
+        return response
+
+    @bp.route("/o/<path:key>", methods=["GET", "PUT", "OPTIONS"])
     def signed_object(key: str) -> Response:
+        if request.method == "OPTIONS":  # a CORS preflight: carries no signature, grants nothing
+            return Response(status=204, headers=PREFLIGHT_HEADERS)
         store = current()
         if store is None:
             return _error(404, "not_found", "signed storage URLs are served only in file:// storage mode")

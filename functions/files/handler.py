@@ -1,15 +1,20 @@
 """files: GET / lists the caller's files; GET /<id> metadata; GET /<id>/content the bytes
 (or a redirect to a signed URL with ?redirect=1); DELETE /<id> removes object and record.
-caesar-rest shapes: GET /ids answers {"file_ids": [...]}; GET|POST /<id>/delete deletes."""
+caesar-rest shapes: GET /ids answers {"file_ids": [...]}; GET|POST /<id>/delete deletes.
+/caesar-rest/... (the caesar-rest aliases fileids, download, delete): caesar-rest's shapes."""
 
 try:  # OpenFaaS image: the shared package is copied next to this file (function.caesar_faas)
-    from .caesar_faas import downloads, files, http
+    from .caesar_faas import caesar_rest, downloads, files, http
+    from .caesar_faas.caesar_rest import files as caesar_rest_files
 except ImportError:  # local gateway and tests: the package is importable from the repo root
-    from caesar_faas import downloads, files, http
+    from caesar_faas import caesar_rest, downloads, files, http
+    from caesar_faas.caesar_rest import files as caesar_rest_files
 
 
 @http.authenticated()
 def handle(req: http.Request, svc, who):
+    if caesar_rest.marked(req):
+        return caesar_rest_files.files(req, svc, who)
     parts = req.parts
     if not parts:
         if req.method != "GET":
@@ -34,5 +39,5 @@ def handle(req: http.Request, svc, who):
             raise http.method_not_allowed(req, "GET")
         record = files.ready_file(svc, who.owner, who.is_admin, parts[0])
         return downloads.serve(svc, record["key"], record["filename_orig"], "application/fits",
-                               redirect=req.flag("redirect"))
+                               redirect=req.flag("redirect"), link=req.flag("link"))
     raise http.not_found("route")
