@@ -191,3 +191,14 @@ def test_job_log_for_users_has_no_colour_codes_or_server_paths(tmp_path, monkeyp
     assert "ERROR reading ./input.fits" in text and "<python>/lib/python3.11/site-packages/AegeanTools" in text
     assert "progress 100%" in text and "progress 10%" not in text and "done in <data>/objects" in text
     assert Path(workdir).name not in text.replace("./input", "")
+
+
+def test_runner_leaves_its_outcome_as_the_kubernetes_termination_message(tmp_path):
+    from caesar_faas.runner.main import write_termination_message
+
+    target = tmp_path / "termination-log"
+    write_termination_message("sep rejected the image", target)  # no such file: not in a pod
+    assert not target.exists()
+    target.write_text("")
+    write_termination_message("sep rejected the image: no WCS", target)
+    assert target.read_text() == "sep rejected the image: no WCS"

@@ -53,6 +53,20 @@ def release_finder_resources(workdir: Path) -> None:
         cleanup_after(spec.local_entry, str(workdir))
 
 
+TERMINATION_LOG = Path("/dev/termination-log")  # Kubernetes mounts it in every container
+
+
+def write_termination_message(message: str, path: Path = TERMINATION_LOG) -> None:
+    """In a Kubernetes pod, the outcome in words for the Job's status (the monitor shows it to the
+    user): without it, FallbackToLogsOnError would show the last JSON log lines instead."""
+    if not message or not path.exists():
+        return
+    try:
+        path.write_text(message[:2000])
+    except OSError:
+        pass
+
+
 def _run(started: float, log: logging.Logger) -> int:
     try:
         ctx = load_context()
@@ -79,6 +93,7 @@ def _run(started: float, log: logging.Logger) -> int:
         outcome.elapsed = time.monotonic() - started
     data = outcome.finished_data()
     write_result(ctx.workdir, data)
+    write_termination_message(str(data.get("message") or ""))
     log.info("runner of job %s finished: %s, products %s", ctx.job_id, data.get("state"),
              ", ".join(data.get("products") or []) or "none")
     try:
