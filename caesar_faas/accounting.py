@@ -1,6 +1,6 @@
 """Usage figures (issue 6 §5), computed by the monitor and served by the accounting function.
 
-Per user: files and bytes stored (status ready|pending, the same count quotas use; every status
+Per user: files and bytes stored (status ready|pending|invalid, the same count quotas use; every status
 also under files_by_status), jobs by state and by app, CPU seconds (sum of the runner-reported
 `cpu_seconds`, missing counts 0), wall seconds (sum of `elapsed` of finished jobs; `finished -
 started` when elapsed is missing), last activity (latest upload, submission, start or end).

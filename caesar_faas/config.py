@@ -81,6 +81,16 @@ class Settings:
     oidc_client_id: str | None = None
     oidc_provider: str | None = None  # the name on the button (default: the issuer's host)
     oidc_scope: str = "openid"
+    # NATS client token (issue 18): secret caesar-nats-token; `make run` generates one in CAESAR_HOME.
+    nats_token: str | None = field(default=None, repr=False)
+    # Master key of the per-job keys that sign status events (jobs/status_auth.py).
+    status_key: str | None = field(default=None, repr=False)
+
+    @property
+    def nats_client_url(self) -> str:
+        """nats_url with the token as its user part (how nats-py and MinIO take a token); never
+        log it. nats_url itself carries no credentials."""
+        return with_token(self.nats_url, self.nats_token)
 
     @property
     def objects_dir(self) -> Path:
@@ -145,4 +155,16 @@ def load_settings() -> Settings:
         oidc_client_id=env_str("CAESAR_OIDC_CLIENT_ID", "") or None,
         oidc_provider=env_str("CAESAR_OIDC_PROVIDER_NAME", "") or None,
         oidc_scope=env_str("CAESAR_OIDC_SCOPE", "openid"),
+        nats_token=read_secret("caesar-nats-token", "CAESAR_NATS_TOKEN"),
+        status_key=read_secret("caesar-status-key", "CAESAR_STATUS_KEY"),
     )
+
+
+def with_token(url: str, token: str | None) -> str:
+    """nats://host:port -> nats://<token>@host:port (a URL that already has a user part is kept)."""
+    from urllib.parse import quote, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if not token or "@" in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=f"{quote(token, safe='')}@{parts.netloc}"))

@@ -7,13 +7,12 @@ so the monitor can publish the event later (an outbox), never twice: the event i
 
 from __future__ import annotations
 
-import os
 from typing import Any, BinaryIO
 
 from .access import fetch_owned, owner_filter
 from .errors import BadRequest, Conflict
 from .events.subjects import FILES_CREATED, FILES_DELETED
-from .fits_check import FitsInfo, check_name, inspect_file
+from .fits_check import FitsInfo, check_name, clean_filename, inspect_file
 from .ids import iso_epoch, new_id, now
 from .multipart import UploadedFile, parse_upload
 
@@ -59,7 +58,8 @@ def store_upload(svc: Any, owner: str, upload: UploadedFile, tag: Any) -> dict[s
     from .quotas import check_upload
 
     tag = clean_tag(tag)
-    check_name(upload.filename)
+    filename = clean_filename(upload.filename)
+    check_name(filename)
     info: FitsInfo = inspect_file(upload.filename, upload.path)
     check_upload(svc.store, owner, upload.size, svc.settings)
     file_id = new_id()
@@ -68,7 +68,7 @@ def store_upload(svc: Any, owner: str, upload: UploadedFile, tag: Any) -> dict[s
     obj = svc.storage.put(key, upload.spool, size=upload.size, content_type="application/fits")
     record = {
         "id": file_id, "owner": owner, "created": now().timestamp(), "status": "ready",
-        "filename_orig": os.path.basename(upload.filename)[:255], "format": info.format,
+        "filename_orig": filename, "format": info.format,
         "size": upload.size, "sha256": upload.sha256, "shape": info.shape, "bitpix": info.bitpix,
         "tag": tag, "key": key, "etag": obj.etag, "announced": False,
     }

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import math
 import re
-import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from astropy.io import fits
+from astropy.io.fits.verify import VerifyError
 
-from .errors import Unprocessable, UnsupportedMediaType
+from .errors import PayloadTooLarge, Unprocessable, UnsupportedMediaType
+from .gunzip import BoundedGunzip, GzipError, GzipTooLarge, expansion_cap
 
 BLOCK = 2880
 HEADER_PROBE = BLOCK * 40  # enough for any sane primary header (1440 cards)
@@ -29,6 +30,23 @@ class FitsInfo:
     shape: list[int]  # numpy order: [..., NAXIS2, NAXIS1]
     bitpix: int
     data_bytes: int  # header + padded data size the header promises (uncompressed)
+
+
+# Bidirectional overrides and isolates make a name display as something else (RLO "fits.exe").
+_BIDI = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+
+
+def clean_filename(filename: str) -> str:
+    """The name to record: its last path segment (a name never becomes a path, and is shown
+    without folders), at most 255 characters, no control or bidi-override characters; else 400."""
+    from .errors import BadRequest
+
+    name = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    if (not name or len(name) > 255 or name in (".", "..")
+            or any(ord(c) < 0x20 or ord(c) == 0x7F or c in _BIDI for c in name)):
+        raise BadRequest("the file name must be 1-255 printable characters without control or "
+                         "bidirectional-override characters", code="invalid_filename", field="filename")
+    return name
 
 
 def check_name(filename: str) -> str:
@@ -60,8 +78,16 @@ def parse_header(head: bytes) -> tuple[fits.Header, int]:
     return header, header_len
 
 
+
 def image_info(header: fits.Header, header_len: int, fmt: str) -> FitsInfo:
     """Check the header describes an image; return its shape and the size it promises."""
+    try:
+        return _image_info(header, header_len, fmt)
+    except VerifyError as exc:  # a card astropy cannot parse (e.g. BITPIX = -3x2)
+        raise Unprocessable(f"the FITS header has an unparsable card: {exc}", code="invalid_fits") from None
+
+
+def _image_info(header: fits.Header, header_len: int, fmt: str) -> FitsInfo:
     if header.get("SIMPLE") is not True:
         raise Unprocessable("the FITS file does not conform (SIMPLE is not T)", code="invalid_fits")
     bitpix = header.get("BITPIX")
@@ -81,28 +107,60 @@ def image_info(header: fits.Header, header_len: int, fmt: str) -> FitsInfo:
     return FitsInfo(format=fmt, shape=list(reversed(axes)), bitpix=bitpix, data_bytes=header_len + padded)
 
 
-def _gunzip_head_and_size(chunks: Iterable[bytes], want_size: bool) -> tuple[bytes, int | None]:
-    """First HEADER_PROBE uncompressed bytes; the full uncompressed size when want_size."""
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+def _inspect_gzip(fmt: str, chunks: Iterator[bytes], whole: bool) -> FitsInfo:
+    """Decompress just enough for the header; with whole, then the rest of every member, counting
+    (never keeping) the bytes, and refusing at once past what the header promises plus a margin."""
+    gunzip = BoundedGunzip()
     head = bytearray()
-    total = 0
+    info: FitsInfo | None = None
     try:
         for chunk in chunks:
-            out = inflater.decompress(chunk)
-            total += len(out)
-            if len(head) < HEADER_PROBE:
+            for out in gunzip.feed(chunk):
+                if info is None:
+                    head.extend(out[: HEADER_PROBE - len(head)])
+                    if len(head) >= HEADER_PROBE:
+                        info = _image_of(bytes(head), fmt)
+                        if not whole:
+                            return info
+                        gunzip.cap = expansion_cap(info.data_bytes)
+        for out in gunzip.finish():
+            if info is None:
                 head.extend(out[: HEADER_PROBE - len(head)])
-            while inflater.unconsumed_tail:
-                out = inflater.decompress(inflater.unconsumed_tail)
-                total += len(out)
-            if not want_size and len(head) >= HEADER_PROBE:
-                return bytes(head), None
-        total += len(inflater.flush())
-    except zlib.error as exc:
-        raise Unprocessable(f"the gzip stream is corrupt: {exc}", code="invalid_gzip") from exc
-    if want_size and not inflater.eof:
-        raise Unprocessable("the gzip stream is truncated", code="invalid_gzip")
-    return bytes(head), total
+    except GzipTooLarge as exc:
+        raise PayloadTooLarge(
+            f"the gzip stream expands to more than {exc.cap} bytes, far more than its FITS header "
+            f"promises ({info.data_bytes if info else 0} bytes)", code="gzip_too_large",
+            limit="decompressed_bytes", max=exc.cap) from None
+    except GzipError as exc:
+        raise Unprocessable(str(exc), code="invalid_gzip") from None
+    if info is None:  # a small file: all of it fitted in the probe
+        info = _image_of(bytes(head), fmt)
+        if gunzip.total > expansion_cap(info.data_bytes):
+            raise PayloadTooLarge("the gzip stream expands to more than its FITS header promises",
+                                  code="gzip_too_large", limit="decompressed_bytes",
+                                  max=expansion_cap(info.data_bytes))
+    if whole:
+        _check_complete(info, gunzip.total)
+    return info
+
+
+def promised_size(head: bytes) -> int:
+    """Bytes (header and padded data) that the primary header at the start of `head` promises;
+    an ApiError (415/422) when it is no FITS image header."""
+    return _image_of(head, "fits").data_bytes
+
+
+def _image_of(head: bytes, fmt: str) -> FitsInfo:
+    header, header_len = parse_header(head)
+    return image_info(header, header_len, fmt)
+
+
+def _check_complete(info: FitsInfo, total: int) -> None:
+    if total < info.data_bytes - BLOCK + 1:
+        # Allow a missing last padding block (some writers omit it), nothing more.
+        raise Unprocessable(
+            f"the FITS file is truncated: {total} bytes, the header promises {info.data_bytes}",
+            code="truncated_fits")
 
 
 def inspect_chunks(filename: str, chunks: Iterable[bytes], size: int | None, *,
@@ -110,34 +168,28 @@ def inspect_chunks(filename: str, chunks: Iterable[bytes], size: int | None, *,
     """Validate a FITS image from its bytes.
 
     whole=True: `chunks` is the whole file; a file shorter than its header promises is refused
-    (truncated). whole=False: only the first blocks are given (a ranged GET); the size check uses
-    `size` for plain FITS and is skipped for gzip (the uncompressed size is unknown)."""
+    (truncated), and so is a gzip stream (all its members) expanding far past it (413, found
+    after decompressing at most that much). whole=False: only the first blocks are given (a
+    ranged GET); the size check uses `size` for plain FITS and is skipped for gzip."""
     fmt = check_name(filename)
     iterator = iter(chunks)
     first = next(iterator, b"")
     if first.startswith(GZIP_MAGIC):
-        fmt = "fits.gz"
-        head, total = _gunzip_head_and_size(_chain(first, iterator), want_size=whole)
-    elif fmt == "fits.gz":
+        return _inspect_gzip("fits.gz", _chain(first, iterator), whole)
+    if fmt == "fits.gz":
         raise UnsupportedMediaType("the name ends in .gz but the content is not gzip", code="not_gzip")
-    else:
-        head = bytearray(first)
-        for chunk in iterator:
-            if len(head) >= HEADER_PROBE:
-                break
-            head.extend(chunk)
-        head, total = bytes(head), size
-    header, header_len = parse_header(head)
-    info = image_info(header, header_len, fmt)
-    if total is not None and total < info.data_bytes - BLOCK + 1:
-        # Allow a missing last padding block (some writers omit it), nothing more.
-        raise Unprocessable(
-            f"the FITS file is truncated: {total} bytes, the header promises {info.data_bytes}",
-            code="truncated_fits")
+    plain = bytearray(first)
+    for chunk in iterator:
+        if len(plain) >= HEADER_PROBE:
+            break
+        plain.extend(chunk)
+    info = _image_of(bytes(plain), fmt)
+    if size is not None:
+        _check_complete(info, size)
     return info
 
 
-def _chain(first: bytes, rest: Iterable[bytes]) -> Iterable[bytes]:
+def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield first
     yield from rest
 
@@ -151,4 +203,4 @@ def inspect_file(filename: str, path: str) -> FitsInfo:
         return inspect_chunks(filename, iter(lambda: fh.read(1024 * 1024), b""), size, whole=True)
 
 
-__all__ = ["FitsInfo", "check_name", "inspect_chunks", "inspect_file"]
+__all__ = ["FitsInfo", "check_name", "inspect_chunks", "inspect_file", "promised_size"]

@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 
 from flask import Response
 
-from .errors import ApiError, BadRequest, MethodNotAllowed, NotFound
+from .errors import ApiError, BadRequest, MethodNotAllowed, NotFound, UnsupportedMediaType
 from .logs import bind
 
 log = logging.getLogger("caesar.http")
@@ -62,6 +62,8 @@ class Request:
             doc = json.loads(self.body or b"null")
         except (ValueError, UnicodeDecodeError) as exc:
             raise BadRequest("the body is not valid JSON", code="invalid_json") from exc
+        except RecursionError as exc:  # nesting deeper than the parser's recursion limit
+            raise BadRequest("the body is nested too deeply", code="invalid_json") from exc
         if not isinstance(doc, dict):
             raise BadRequest("the body must be a JSON object", code="invalid_json")
         return doc
@@ -84,6 +86,14 @@ class Request:
 
     def flag(self, name: str) -> bool:
         return (self.arg(name) or "").lower() in ("1", "true", "yes")
+
+
+def require_json(req: Request) -> None:
+    """415 when a body is sent as anything but JSON (routes that take only JSON); an empty body
+    without a type is left to Request.json (400)."""
+    media = req.header("Content-Type").split(";")[0].strip().lower()
+    if media != "application/json" and (media or req.body):
+        raise UnsupportedMediaType("send the body as application/json", code="unsupported_media_type")
 
 
 def respond(status: int, body: Any = None, headers: dict[str, str] | None = None) -> dict[str, Any]:

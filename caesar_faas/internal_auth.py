@@ -31,6 +31,6 @@ def auth_headers(settings: Settings) -> dict[str, str]:
 
 
 def require_system(principal: object) -> None:
-    roles = getattr(principal, "roles", frozenset())
+    roles: frozenset[str] = getattr(principal, "roles", frozenset())
     if SYSTEM_ROLE not in roles and not getattr(principal, "is_admin", False):
         raise Forbidden("this function is internal to the platform", code="internal_function")

@@ -12,14 +12,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .errors import BadRequest
 from .jobs.control import load_job
-from .jobs.states import TERMINAL
+from .jobs.states import ALL, TERMINAL
 
 POLL_INTERVAL = 0.5
 
 
 def wait_for_change(store: Any, owner: str, is_admin: bool, job_id: str, *, wait: int,
                     since: str | None, since_progress: int | None = None) -> dict[str, Any]:
+    if since and since not in ALL:
+        raise BadRequest(f"state must be one of {', '.join(ALL)}", code="invalid_query")
     job = load_job(store, owner, job_id, admin=is_admin)
     deadline = time.monotonic() + wait
     known = since or job["state"]

@@ -60,8 +60,15 @@ def claim_run(store: Any, now: float, interval: float | None = None) -> bool:
     return False
 
 
+def _save_accounting(svc: Any, now: float) -> str:
+    from . import accounting
+
+    accounting.save(svc.store, accounting.compute(svc.store, now))
+    return "saved"
+
+
 def run(svc: Any) -> dict[str, Any]:
-    from . import accounting, uploads
+    from . import uploads
     from .jobs import finished
     from .jobs.monitor import run_monitor
 
@@ -72,7 +79,7 @@ def run(svc: Any) -> dict[str, Any]:
         ("uploads_expired", lambda: uploads.expire(svc, now)),
         ("files_announced", lambda: republish_files(svc, now)),
         ("deletions_finished", lambda: finish_deletions(svc, now)),
-        ("accounting", lambda: accounting.save(svc.store, accounting.compute(svc.store, now)) or "saved"),
+        ("accounting", lambda: _save_accounting(svc, now)),
         ("notifications_swept", lambda: finished.sweep_due(svc.store, svc.bus, now, svc.settings.result_lifetime)),
     ]
     for name, duty in duties:

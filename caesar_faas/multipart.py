@@ -83,11 +83,15 @@ def parse_upload(stream: BinaryIO, content_type: str, content_length: str | None
     except ValueError as exc:
         _close_all(spools)
         raise BadRequest(f"the multipart body does not parse: {exc}", code="invalid_multipart") from exc
+    if len(files.getlist("file")) > 1:
+        _close_all(spools)
+        raise BadRequest("send one file per upload: the body has several 'file' fields", code="multiple_files")
     part = files.get("file")
     if part is None or not part.filename:
         _close_all(spools)
         raise BadRequest("the multipart body has no file in a field named 'file'", code="missing_file")
     spool = part.stream
+    assert isinstance(spool, HashingSpool)  # stream_factory made every file part's stream
     for other in spools:
         if other is not spool:
             other.close()

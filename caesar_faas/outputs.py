@@ -12,6 +12,8 @@ from .runner.manifest import media_type
 from .storage.base import ObjectNotFound
 from .tarstream import tar_gz
 
+MAX_PRODUCT_NAME = 255  # a file name, as the products are written to disk before upload
+
 
 def is_finished(job: dict[str, Any]) -> bool:
     return job.get("state") in TERMINAL
@@ -31,8 +33,10 @@ def product_names(storage: Any, job: dict[str, Any]) -> list[str]:
 
 def product(storage: Any, job: dict[str, Any], name: str) -> tuple[str, str]:
     """Storage key and media type of one product, or 404."""
-    if "/" in name or name.startswith("."):
-        raise NotFound(f"product {name} not found", code="product_not_found")
+    if ("/" in name or name.startswith(".") or len(name) > MAX_PRODUCT_NAME
+            or any(ord(c) < 0x20 or ord(c) == 0x7F for c in name)):
+        # No product has such a name (nor could a storage key): not found, without echoing it.
+        raise NotFound("no such product", code="product_not_found")
     key = output_prefix(job["owner"], job["id"]) + name
     try:
         storage.stat(key)

@@ -26,8 +26,9 @@ from .ids import epoch
 from .jobs.states import PENDING, RUNNING, STARTED
 from .store.base import DuplicateId, Record, Store
 
-# Files that occupy (or are about to occupy) storage: a pending presigned upload reserves its size.
-COUNTED_FILE_STATUSES = ["ready", "pending"]
+# Files that occupy (or are about to occupy) storage: a pending presigned upload reserves its size,
+# and a refused (invalid) one counts until the monitor removes it, so refusals cannot pile up.
+COUNTED_FILE_STATUSES = ["ready", "pending", "invalid"]
 RUNNING_STATES = [STARTED, RUNNING]
 MAX_LIMIT = 2**53 - 1  # JSON-safe and fits every store's integer type
 QUEUE_RETRY_AFTER = 60
@@ -113,7 +114,8 @@ def set_limits(store: Store, owner: str, changes: Any) -> dict[str, int]:
                 return fresh
             except DuplicateId:
                 continue  # created meanwhile: merge into it
-        current = user.get("limits") if isinstance(user.get("limits"), dict) else {}
+        stored = user.get("limits")
+        current: dict[str, Any] = stored if isinstance(stored, dict) else {}
         merged = {**current, **changes}
         merged = {key: value for key, value in merged.items() if value is not None}
         version = user.get("limits_version")

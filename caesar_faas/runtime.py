@@ -34,7 +34,7 @@ class Services:
     def bus(self) -> Any:
         from .events.bus import get_bus
 
-        return get_bus(self.settings.nats_url)
+        return get_bus(self.settings.nats_client_url)
 
     @cached_property
     def backend(self) -> Any:

@@ -10,7 +10,7 @@ import tarfile
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 _DONE = object()
 
@@ -60,7 +60,7 @@ def tar_gz(storage: Any, members: list[tuple[str, str]], root: str) -> Iterator[
     def produce() -> None:
         writer = _QueueWriter(q)
         try:
-            with tarfile.open(fileobj=writer, mode="w|gz") as tar:
+            with tarfile.open(fileobj=cast(Any, writer), mode="w|gz") as tar:  # stream mode only writes
                 for key, name in members:
                     info = storage.stat(key)
                     entry = tarfile.TarInfo(f"{root}/{name}")

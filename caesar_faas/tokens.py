@@ -21,7 +21,7 @@ from .auth.local import ensure_local_secret, secret_path
 from .auth.principal import is_valid_owner
 from .config import Settings, load_settings
 
-MAX_TTL = 366 * 24 * 3600
+MAX_TTL = 31 * 24 * 3600  # auth.bearer.MAX_TOKEN_LIFETIME: longer tokens are refused
 
 
 def mint_token(secret: str, user: str, roles: Iterable[str] = (), ttl: int = 3600, *,

@@ -19,8 +19,9 @@ from .config import Settings
 from .errors import ApiError, BadRequest, Conflict
 from .events.subjects import STORAGE_EVENTS
 from .files import announce, clean_tag, file_key, public_view
-from .fits_check import HEADER_PROBE, check_name, inspect_chunks
+from .fits_check import GZIP_MAGIC, HEADER_PROBE, check_name, clean_filename, inspect_chunks
 from .ids import epoch, is_id, iso_epoch, new_id
+from .jobs.states import TERMINAL
 from .runtime import storage_event_id
 from .storage.base import CRC32_HEADER, MAX_PARTS, MIN_PART_SIZE, ObjectNotFound, checksum_headers, plan_parts
 
@@ -76,8 +77,9 @@ def create(svc: Any, who: Any, body: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise BadRequest(f"unknown field(s): {', '.join(sorted(unknown))}", code="invalid_field")
     filename = body.get("filename")
-    if not isinstance(filename, str) or not filename or len(filename) > 255:
+    if not isinstance(filename, str) or not filename:
         raise BadRequest("filename must be a non-empty string", code="invalid_field", field="filename")
+    filename = clean_filename(filename)
     fmt = check_name(filename)
     size = _int_field(body, "size")
     if not 0 < size <= MAX_UPLOAD:
@@ -190,8 +192,15 @@ def complete(svc: Any, who: Any, file_id: str, body: dict[str, Any]) -> dict[str
                          code="sha256_mismatch", field="sha256")
     changes: dict[str, Any] = {"sha256": sha256} if sha256 and not record.get("sha256") else {}
     if record.get("upload_id"):
-        info = svc.storage.complete_multipart(record["key"], record["upload_id"], _parts(body),
-                                              crc32s=record.get("part_crc32"))
+        try:
+            info = svc.storage.complete_multipart(record["key"], record["upload_id"], _parts(body),
+                                                  crc32s=record.get("part_crc32"))
+        except ValueError as exc:  # numbers or ETags that are not this upload's parts
+            raise BadRequest(f"the parts list does not match the uploaded parts: {exc}", code="invalid_parts",
+                             field="parts") from None
+        except ObjectNotFound as exc:
+            raise Conflict("the multipart upload no longer exists (completed, aborted or expired)",
+                           code="upload_gone") from exc
         changes.update(upload_id=None, part_crc32=None)
     else:
         try:
@@ -238,6 +247,8 @@ def _register_one(svc: Any, event_name: str, key: str, size: int | None, etag: s
     record = svc.store.get("files", file_id)
     if record is None or record.get("owner") != owner or record.get("key") != key:
         return "ignored: no such upload"
+    if record.get("status") == "ready" and etag and etag != record.get("etag"):
+        return _check_replaced(svc, record)
     if record.get("status") != "pending":
         return f"unchanged: already {record.get('status')}"
     if record.get("upload_id"):
@@ -248,28 +259,92 @@ def _register_one(svc: Any, event_name: str, key: str, size: int | None, etag: s
         return "ignored: object gone"
     changes: dict[str, Any] = {"size": info.size, "etag": info.etag, "expires": None, "part_crc32": None}
     try:
-        fits = inspect_chunks(record["filename_orig"], svc.storage.open(key, start=0, end=min(info.size, HEADER_PROBE)),
-                              info.size, whole=False)
+        fits = _inspect_object(svc, record["filename_orig"], key, info.size)
         if info.size != record["size"]:
             raise BadRequest(f"{info.size} bytes arrived, {record['size']} were announced", code="size_mismatch")
         changes.update({"status": "ready", "format": fits.format, "shape": fits.shape, "bitpix": fits.bitpix})
-    except ApiError as exc:  # 415 / 422 from the FITS check, 400 for a size mismatch
-        changes.update({"status": "invalid", "reason": exc.message})
+    except ApiError as exc:  # 413 / 415 / 422 from the FITS check, 400 for a size mismatch
+        changes.update(_invalid(svc, exc.message))
+    except ObjectNotFound:
+        return "ignored: object gone"
+    # What was validated must be the version recorded: an object replaced meanwhile (a second PUT
+    # while pending) is registered from its own event.
+    if _current_etag(svc, key) != info.etag:
+        return "ignored: the object changed while it was validated"
     updated = svc.store.update("files", file_id, changes, expect={"status": "pending"})
     if updated is None:
         return "unchanged: raced"
     if updated["status"] == "ready":
         announce(svc, updated)
+    else:
+        svc.storage.delete(key)  # nothing may use refused bytes; the record says why, then expires
     return updated["status"]
 
 
-def expire(svc: Any, now: float, batch: int = 100) -> int:
-    """Drop pending uploads past their deadline (abort their multipart upload, delete any bytes)."""
-    count = 0
-    for record in svc.store.find("files", {"status": "pending", "expires": {"lt": now}}, limit=batch):
-        if svc.store.update("files", record["id"], {"status": "deleting"}, expect={"status": "pending"}):
-            from .files import finish_delete
+def _inspect_object(svc: Any, filename: str, key: str, size: int) -> Any:
+    """Plain FITS: the header blocks (a ranged GET) and the size. gzip: the whole stream, every
+    member, decompressed under the cap its header sets (fits_check) and never kept."""
+    if svc.storage.read_bytes(key, start=0, end=2) == GZIP_MAGIC:
+        return inspect_chunks(filename, svc.storage.open(key), size, whole=True)
+    return inspect_chunks(filename, svc.storage.open(key, start=0, end=min(size, HEADER_PROBE)), size, whole=False)
 
-            finish_delete(svc, {**record, "status": "deleting"})
-            count += 1
+
+def _current_etag(svc: Any, key: str) -> str | None:
+    try:
+        return str(svc.storage.stat(key).etag)
+    except ObjectNotFound:
+        return None
+
+
+def _invalid(svc: Any, reason: str) -> dict[str, Any]:
+    """Changes that make a record invalid: it counts in the quota until it expires (monitor)."""
+    return {"status": "invalid", "reason": reason, "expires": epoch() + svc.settings.upload_ttl}
+
+
+def _check_replaced(svc: Any, record: dict[str, Any]) -> str:
+    """An object-created event for another version of a file already validated: its presigned PUT
+    was replayed (S3 URLs cannot be revoked before they expire). Unless the event is merely late
+    (the object still is the validated version), the file is no longer what was checked."""
+    current = _current_etag(svc, record["key"])
+    if current == record.get("etag"):
+        return "unchanged: already ready"  # a late event for an earlier version
+    reason = "the object was replaced after it was validated (its upload URL was used again)"
+    updated = svc.store.update("files", record["id"], _invalid(svc, reason),
+                               expect={"status": "ready", "etag": record.get("etag")})
+    if updated is None:
+        return "unchanged: raced"
+    log.warning("file %s was overwritten after validation; marked invalid", record["id"])
+    svc.storage.delete(record["key"])
+    return "invalid"
+
+
+def put_refusal(svc: Any, key: str) -> str | None:
+    """Why a presigned PUT to `key` must be refused now, or None: an upload URL is single-use
+    (only while its file is pending), a product URL only while its job runs. The file:// signed
+    endpoint asks this before storing anything; S3 cannot, so registration checks ETags."""
+    match = _KEY.match(key)
+    if match:
+        record = svc.store.get("files", match.group(2))
+        if record is None or record.get("key") != key or record.get("status") != "pending":
+            return "this upload URL was already used (or its upload ended): it is single-use"
+        return None
+    parts = key.split("/")
+    if len(parts) == 4 and parts[0] == "jobs" and is_id(parts[2]):
+        job = svc.store.get("jobs", parts[2])
+        if job is None or job.get("owner") != parts[1] or job.get("state") in TERMINAL:
+            return "this product URL belongs to a job that has ended"
+    return None
+
+
+def expire(svc: Any, now: float, batch: int = 100) -> int:
+    """Drop pending uploads past their deadline (abort their multipart upload, delete any bytes),
+    and refused (invalid) files once their reason has been shown for upload_ttl seconds."""
+    from .files import finish_delete
+
+    count = 0
+    for status in ("pending", "invalid"):
+        for record in svc.store.find("files", {"status": status, "expires": {"lt": now}}, limit=batch):
+            if svc.store.update("files", record["id"], {"status": "deleting"}, expect={"status": status}):
+                finish_delete(svc, {**record, "status": "deleting"})
+                count += 1
     return count

@@ -54,3 +54,22 @@ def table_fits_bytes() -> bytes:
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def gzip_bomb(image: bytes, expand_to: int, *, members: int = 1) -> bytes:
+    """A gzip of `image` followed by `expand_to` zero bytes, split into `members` gzip members
+    (what `cat a.gz b.gz` gives): the header promises a small image, the stream expands far past
+    it. Built in 1 MiB steps; zeros compress about 1000:1."""
+    out = bytearray()
+    per_member = expand_to // members
+    zeros = bytes(1024 * 1024)
+    for index in range(members):
+        packer = zlib.compressobj(6, zlib.DEFLATED, 31)
+        if index == 0:
+            out += packer.compress(image)
+        left = per_member
+        while left > 0:
+            out += packer.compress(zeros[:min(left, len(zeros))])
+            left -= len(zeros)
+        out += packer.flush()
+    return bytes(out)

@@ -228,7 +228,7 @@ def test_runner_secret_template_holds_only_what_the_job_references():
     """Job pods get the NATS URL from the Secret and nothing else: no storage URL, no S3 keys
     (they move their data through presigned URLs in CAESAR_JOB)."""
     secret = find("Secret", KubernetesOptions().runner_secret, "caesar-jobs")
-    assert set(secret["stringData"]) == set(SECRET_ENV) == {"CAESAR_NATS_URL"}
+    assert set(secret["stringData"]) == set(SECRET_ENV) == {"CAESAR_NATS_URL", "CAESAR_NATS_TOKEN"}
     assert not {"CAESAR_STORAGE_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & set(secret["stringData"])
 
 

@@ -208,7 +208,7 @@ def test_no_storage_url_and_no_credentials_reach_the_job(k8s_settings, monkeypat
     env = env_of(m)
     assert env["CAESAR_NATS_URL"] == {"name": "CAESAR_NATS_URL",
                                       "valueFrom": {"secretKeyRef": {"name": "my-runner", "key": "CAESAR_NATS_URL"}}}
-    assert [e["name"] for e in container(m)["env"] if "valueFrom" in e] == ["CAESAR_NATS_URL"]
+    assert [e["name"] for e in container(m)["env"] if "valueFrom" in e] == ["CAESAR_NATS_URL", "CAESAR_NATS_TOKEN"]
     assert "envFrom" not in container(m)
     assert not set(env) & set(FORBIDDEN_ENV)
     assert not [name for name in env if name.startswith("AWS_")]

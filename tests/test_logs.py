@@ -84,10 +84,12 @@ def test_secrets_are_masked_in_every_line(captured):
     log.info("presigned https://minio:9000/caesar/k?X-Amz-Credential=AKIA/x&X-Amz-Signature=deadbeef went out")
     log.info("signed http://127.0.0.1:8080/storage/o/files/a?expires=1&sig=abcdef0123")
     log.info("db mongodb://caesar:hunter2@mongo:27017/caesar and smtps://mail:pw@mail.example.org")
+    log.info("bus nats://s3cr3tnatstoken0123@127.0.0.1:4222")
     log.info("the configured secret a-very-secret-jwt-key-123 leaked")
     logs.get_logger("caesar.test").info("fields", token=jwt, webhook_secret="xyz", authorization="Bearer abc")
     text = captured.getvalue()
-    for leaked in (jwt, "deadbeef", "AKIA", "abcdef0123", "hunter2", ":pw@", "a-very-secret-jwt-key-123", '"xyz"'):
+    for leaked in (jwt, "deadbeef", "AKIA", "abcdef0123", "hunter2", ":pw@", "a-very-secret-jwt-key-123", '"xyz"',
+                   "s3cr3tnatstoken0123"):
         assert leaked not in text, leaked
     assert "https://minio:9000/caesar/k?[redacted]" in text and "mongodb://[redacted]@mongo" in text
     assert all(isinstance(line, dict) for line in lines(captured))

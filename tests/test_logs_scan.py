@@ -18,8 +18,9 @@ LEAKS = {
     "an S3 presigned signature": re.compile(r"X-Amz-(Signature|Credential|Security-Token)=(?!\[redacted\])"),
     "a local signed URL": re.compile(r"[?&]sig=(?!\[redacted\])[0-9a-f]{8,}"),
     "a password in a URL": re.compile(r"://[^/\s:@\[\]\"']+:(?!\[redacted\])[^/\s@\"']+@"),
+    "a token in a URL": re.compile(r"://(?!\[redacted\])[^/\s:@\[\]\"']{16,}@"),
 }
-SECRET_FILES = ("jwt.secret", "signing.key", "webhook.secret")
+SECRET_FILES = ("jwt.secret", "signing.key", "webhook.secret", "nats.token")
 
 
 def known_secrets(home) -> dict[str, str]:

@@ -90,12 +90,12 @@ def test_concurrent_admins_do_not_lose_changes(sqlite_store, settings):
 def test_usage_counts_ready_and_pending_files_and_active_jobs(store):
     add_file(store, "alice", 100)
     add_file(store, "alice", 50, status="pending")  # a presigned upload reserves its size
-    add_file(store, "alice", 999, status="invalid")  # refused files do not count
+    add_file(store, "alice", 999, status="invalid")  # refused files count until the monitor removes them (issue 18)
     add_file(store, "bob", 700)
     for state in ["PENDING", "PENDING", "STARTED", "RUNNING", "SUCCESS", "FAILURE", "ABORTED"]:
         add_job(store, "alice", 1, state)
     add_job(store, "bob", 1, "PENDING")
-    assert usage(store, "alice") == Usage(bytes=150, files=2, queued_jobs=2, running_jobs=2)
+    assert usage(store, "alice") == Usage(bytes=1149, files=3, queued_jobs=2, running_jobs=2)
     assert usage(store, "carol") == Usage(bytes=0, files=0, queued_jobs=0, running_jobs=0)
 
 

@@ -91,7 +91,7 @@ def test_sep_job_end_to_end(runner_job, image, tmp_path: Path) -> None:
 
     final = check_events(job.events(), job.job_id, job.owner)
     assert set(final) == {"job_id", "owner", "seq", "phase", "progress", "message", "state", "exit_code",
-                          "elapsed", "cpu_seconds", "error_class", "products"}  # the contract's (runner/contract.py)
+                          "elapsed", "cpu_seconds", "error_class", "products", "sig"}  # the contract's (runner/contract.py)
     assert final["cpu_seconds"] > 0
     assert (final["state"], final["exit_code"], final["error_class"]) == ("SUCCESS", 0, None)
     assert final["elapsed"] > 0

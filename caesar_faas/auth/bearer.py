@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,6 +26,8 @@ from .principal import LOCAL_ANONYMOUS, Principal, is_valid_owner, make_principa
 log = logging.getLogger(__name__)
 
 LEEWAY_SECONDS = 30
+# No token may be valid for longer than this from now (the local token of `make run` lives 30 days).
+MAX_TOKEN_LIFETIME = 31 * 24 * 3600
 MAX_TOKEN_CHARS = 8192
 QUERY_TOKEN_PARAMS = ("access_token", "token", "jwt")
 REALM = "caesar"
@@ -113,8 +116,13 @@ def verify_token(token: str, settings: Settings, *, jwks: JwksCache | None = Non
             )
         except jwt.PyJWTError as exc:
             raise _Refused(f"{type(exc).__name__}: {exc}") from None
+        exp = claims.get("exp")
+        if not isinstance(exp, int | float) or isinstance(exp, bool):  # pyjwt casts "123" silently
+            raise _Refused("exp is not a number")
+        if exp - time.time() > MAX_TOKEN_LIFETIME + LEEWAY_SECONDS:
+            raise _Refused("the token lives longer than the service allows")
         owner = claims.get("sub")
-        if not is_valid_owner(owner):
+        if not isinstance(owner, str) or not is_valid_owner(owner):
             raise _Refused("sub missing or not a safe owner id")
         return make_principal(owner, roles_from_claims(claims, settings.roles_claim))
     except _Refused as exc:

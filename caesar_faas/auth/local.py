@@ -48,6 +48,17 @@ def ensure_secret_file(path: Path) -> str:
     return value
 
 
+def secret_file(path: Path) -> str:
+    """The secret kept in `path` (mode 0600), created on first use like the JWT secret."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        _create_secret(path)
+    value = path.read_text().strip()
+    if not value:
+        raise RuntimeError(f"{path} is empty: delete it to have a new secret created")
+    return value
+
+
 def _create_secret(path: Path) -> None:
     """Write a fresh secret to a private temp file, then hard-link it into place: the link
     fails if another process won the race, and nobody ever reads a half-written file."""

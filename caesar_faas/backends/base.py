@@ -75,6 +75,11 @@ class Backend(ABC):
     @abstractmethod
     def poll(self, job: Record) -> PollResult: ...
 
+    def release(self, job: Record) -> None:
+        """Drop what the backend keeps for a job that has ended and been stopped (the local work
+        folder with its decompressed input: the products are in storage). Default: nothing."""
+        return None
+
     def running_count(self) -> int | None:
         """How many jobs hold a slot now, when the backend limits concurrency (local); else None."""
         return None

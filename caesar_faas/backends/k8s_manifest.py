@@ -42,7 +42,7 @@ DEFAULT_COMMAND = ["python", "-m", "caesar_faas.runner"]
 TMP_SIZE = "1Gi"
 
 # The runner reads this from the Secret (by reference); runner_env's inline value is dropped.
-SECRET_ENV = ("CAESAR_NATS_URL",)
+SECRET_ENV = ("CAESAR_NATS_URL", "CAESAR_NATS_TOKEN")
 # Must never reach a Job: storage is reached through the presigned URLs in CAESAR_JOB only.
 FORBIDDEN_ENV = ("CAESAR_STORAGE_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 

@@ -24,7 +24,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import urllib3
 from kubernetes import client, config
@@ -298,7 +298,8 @@ class KubernetesBackend(Backend):
             response = self.core.read_namespaced_pod_log(
                 pod, self.namespace, container=CONTAINER, tail_lines=tail_lines,
                 _preload_content=False, _request_timeout=self.options.request_timeout)
-            return response.data.decode("utf-8", "replace")
+            # _preload_content=False gives the raw urllib3 response, whatever the stubs say
+            return cast(Any, response).data.decode("utf-8", "replace")
         except (ApiException, *TRANSPORT_ERRORS) as exc:
             log.warning("cannot read logs of Job %s: %s", name, _describe(exc))
             return ""

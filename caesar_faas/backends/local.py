@@ -199,8 +199,13 @@ class LocalBackend(Backend):
 
     # -- helpers beyond the interface ------------------------------------------------------------
 
+    def release(self, job: Record) -> None:
+        """A job has ended and its processes are stopped: its work folder (a full copy of the
+        input, decompressed) goes at once, outside any quota otherwise."""
+        self.purge(job)
+
     def purge(self, job: Record) -> None:
-        """Remove the job's work folder (the monitor calls this when the job expires)."""
+        """Remove the job's work folder (also when the job expires, for folders left behind)."""
         try:
             workdir = self._workdir(job)
         except LaunchError:
@@ -286,7 +291,8 @@ class LocalBackend(Backend):
 
     @staticmethod
     def _from_result(result: dict[str, Any]) -> PollResult:
-        state = result.get("state") if result.get("state") in FINAL_STATES else "FAILURE"
+        reported = result.get("state")
+        state = reported if isinstance(reported, str) and reported in FINAL_STATES else "FAILURE"
         exit_code = result.get("exit_code")
         return PollResult(
             state=state,
@@ -329,10 +335,13 @@ INTERRUPTED = "Interrupted: the local stack was stopped while the job ran; submi
 
 
 def terminate_all(settings: Settings) -> int:
-    """Graceful stop of `make run`: stop every runner of this stack and record its job as a
-    system failure (a compare-and-set, so a job that just finished keeps its result). Jobs
-    still PENDING are untouched and resume when the stack starts again."""
+    """Graceful stop of `make run`: stop every runner of this stack. A runner that wrote its
+    result.json (it finished as the stack stopped; its products are stored) gets that outcome;
+    the others are recorded as system failures ("interrupted"). Both are compare-and-sets, so a
+    job whose final event already landed keeps it. Jobs still PENDING are untouched and resume
+    when the stack starts again."""
     from ..ids import epoch
+    from ..jobs.monitor import result_fields
     from ..jobs.states import ACTIVE, FAILURE, SYSTEM
     from ..store import open_store
 
@@ -342,13 +351,19 @@ def terminate_all(settings: Settings) -> int:
     for job in store.find("jobs", {"active": True}):
         try:
             backend.cancel(job)
+            result = backend.poll(job)  # the group is gone: result.json, if written, decides
         except Exception:  # noqa: BLE001 - keep stopping the others
             log.exception("stopping the runner of job %s failed", job["id"])
             continue
         stopped += 1
         now = epoch()
-        changes = {"state": FAILURE, "error_class": SYSTEM, "status": INTERRUPTED, "finished": now,
-                   "active": False, "expires": now + settings.result_lifetime}
+        changes: dict[str, Any] = {"state": FAILURE, "error_class": SYSTEM, "status": INTERRUPTED}
+        if result.state in FINAL_STATES:
+            changes = {"state": result.state, **result_fields(result, "recorded as the local stack stopped")}
+        started = job.get("started")
+        changes.setdefault("elapsed", max(0.0, now - float(started)) if started else 0.0)
+        changes.update(finished=now, active=False, expires=now + settings.result_lifetime)
         if not store.update("jobs", job["id"], changes, expect={"state": {"in": sorted(ACTIVE)}}):
             store.update("jobs", job["id"], {"active": False}, expect={"active": True})
+        backend.release(job)
     return stopped

@@ -101,7 +101,7 @@ class Connector:
                     log.exception("delivery to %s failed", binding.function)
 
     async def run(self) -> None:
-        nc = await nats.connect(self.settings.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+        nc = await nats.connect(self.settings.nats_client_url, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
         js = nc.jetstream()
         await ensure_stream(js)
         tasks = [asyncio.create_task(self.consume(js, b)) for b in self.bindings]

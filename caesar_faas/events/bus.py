@@ -3,12 +3,19 @@
 nats-py is asyncio-only, while handlers are plain functions called by a WSGI server; so one
 background event-loop thread per process holds one connection and publishes on behalf of all
 callers. Every publish waits for JetStream's ack: an event that returns without error is stored.
+
+Recovery (issue 18): every call is bounded by `timeout`; no lock is held across I/O (callers
+publish concurrently on the one connection); a publish or ping that times out drops the
+connection, so the next call starts on a fresh one instead of waiting on a dead path (after a
+stall nats-py's own connection could stay broken: a late PONG for a timed-out flush killed its
+read loop). The health ping is a JetStream request, never a flush.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
 import logging
 import threading
 from typing import Any
@@ -37,6 +44,13 @@ async def ensure_stream(js: Any) -> None:
             await js.stream_info(STREAM)  # created concurrently by another process
 
 
+async def _close_quietly(nc: Any) -> None:
+    try:
+        await asyncio.wait_for(nc.close(), 2)
+    except Exception:  # noqa: BLE001 - a dead connection may not close cleanly
+        pass
+
+
 async def _log_error(exc: Exception) -> None:
     # nats-py prints a traceback per failed reconnect by default; one line is enough.
     log.warning("NATS: %s", exc)
@@ -53,29 +67,54 @@ class EventBus:
         self._thread.start()
         self._nc: Any = None
         self._js: Any = None
-        self._lock = threading.Lock()
+        self._connecting: asyncio.Lock | None = None  # made on the loop; held only while connecting
 
     def _run(self, coro: Any, timeout: float | None = None) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout or self.timeout + 5)
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return future.result(timeout or 2 * self.timeout + 1)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise TimeoutError("NATS did not answer in time") from None
 
     async def _connect(self) -> Any:
-        if self._nc is None or self._nc.is_closed:
-            self._nc = await nats.connect(self.url, connect_timeout=self.timeout, max_reconnect_attempts=-1,
-                                          allow_reconnect=True, reconnect_time_wait=0.5,
-                                          error_cb=_log_error)
-            self._js = self._nc.jetstream(timeout=self.timeout)
-            await ensure_stream(self._js)
-        return self._js
+        if self._connecting is None:
+            self._connecting = asyncio.Lock()
+        async with self._connecting:
+            if self._nc is None or self._nc.is_closed:
+                nc = await asyncio.wait_for(nats.connect(
+                    self.url, connect_timeout=self.timeout, max_reconnect_attempts=-1, allow_reconnect=True,
+                    reconnect_time_wait=0.5, error_cb=_log_error), self.timeout)
+                js = nc.jetstream(timeout=self.timeout)
+                try:
+                    await ensure_stream(js)
+                except BaseException:
+                    self._loop.create_task(_close_quietly(nc))
+                    raise
+                self._nc, self._js = nc, js
+            return self._js
+
+    def _drop(self, js: Any) -> None:
+        """Forget a connection that timed out (unless another call already replaced it)."""
+        if js is self._js and self._nc is not None:
+            nc, self._nc, self._js = self._nc, None, None
+            self._loop.create_task(_close_quietly(nc))
+
+    async def _bounded(self, call: Any) -> Any:
+        js = await self._connect()
+        try:
+            return await asyncio.wait_for(call(js), self.timeout)
+        except (TimeoutError, nats.errors.TimeoutError, nats.errors.ConnectionClosedError):
+            self._drop(js)
+            raise
 
     async def _publish(self, subject: str, payload: bytes, msg_id: str | None) -> Any:
-        js = await self._connect()
         headers = {"Nats-Msg-Id": msg_id} if msg_id else None
-        return await js.publish(subject, payload, timeout=self.timeout, headers=headers)
+        return await self._bounded(lambda js: js.publish(subject, payload, timeout=self.timeout, headers=headers))
 
     def publish_raw(self, subject: str, payload: bytes, msg_id: str | None = None) -> Any:
         """Publish bytes; returns the JetStream PubAck (ack.duplicate is True for a dropped copy)."""
-        with self._lock:
-            return self._run(self._publish(subject, payload, msg_id))
+        return self._run(self._publish(subject, payload, msg_id))
 
     def publish(self, subject: str, data: dict[str, Any], *, about: str, event_id: str | None = None) -> dict:
         """Publish a CloudEvent; returns the event."""
@@ -84,12 +123,8 @@ class EventBus:
         return event
 
     def ping(self) -> None:
-        async def _ping() -> None:
-            await self._connect()
-            await self._nc.flush(timeout=self.timeout)
-
-        with self._lock:
-            self._run(_ping())
+        """Raise unless JetStream answers (a request with its own timeout, not a flush)."""
+        self._run(self._bounded(lambda js: js.account_info()))
 
     def close(self) -> None:
         async def _close() -> None:

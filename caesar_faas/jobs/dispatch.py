@@ -129,6 +129,7 @@ def stop_job(store: Store, backend: Backend, job: Record) -> bool:
     """Free the backend resources of a terminal job; True when they are freed."""
     try:
         backend.cancel(job)
+        backend.release(job)
     except Exception:  # noqa: BLE001 - keep `active`: the monitor tries again
         log.exception("stopping job %s failed", job["id"])
         return False
@@ -213,7 +214,8 @@ def _apply_finished(store: Store, settings: Settings, job_id: str, data: dict[st
     if job is None or job["state"] in TERMINAL:
         return None
     now = epoch()
-    state = data.get("state") if data.get("state") in FINAL_STATES else FAILURE
+    reported = data.get("state")
+    state: str = reported if isinstance(reported, str) and reported in FINAL_STATES else FAILURE
     exit_code = data.get("exit_code")
     exit_code = exit_code if isinstance(exit_code, int) and not isinstance(exit_code, bool) else None
     error_class = data.get("error_class") if data.get("error_class") in (USAGE, SYSTEM, TIMEOUT) else None
@@ -288,5 +290,6 @@ def on_cancel(store: Store, backend: Backend, settings: Settings, job_id: str) -
         return {"job_id": job_id, "action": "ignored"}
     # Errors propagate: the handler answers 5xx and the connector redelivers the event later.
     backend.cancel(job)
+    backend.release(job)
     store.update(COLLECTION, job_id, {"active": False}, expect={"active": True})
     return {"job_id": job_id, "action": "stopped", "launched": fill_slots(store, backend, settings)}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..backends.base import Backend
+from ..backends.base import Backend, PollResult
 from ..config import Settings
 from ..ids import epoch
 from ..runner.contract import output_prefix
@@ -94,17 +94,7 @@ def _check_active(store: Store, backend: Backend, settings: Settings, job: Recor
     if result.state in (RUNNING, PENDING):
         return
     if result.state in (SUCCESS, FAILURE, TIMED_OUT):
-        error_class = result.error_class or {FAILURE: SYSTEM, TIMED_OUT: TIMEOUT}.get(result.state)
-        details = result.details or {}
-        fields: dict[str, Any] = {
-            "exit_status": result.exit_code, "error_class": error_class,
-            "status": result.message or f"{result.state} (reconciled by the monitor: the final event was lost)",
-            "products": [p for p in details.get("products") or [] if isinstance(p, str)],
-        }
-        if isinstance(details.get("elapsed"), int | float):
-            fields["elapsed"] = float(details["elapsed"])
-        if result.state == SUCCESS:
-            fields["progress"] = 100
+        fields = result_fields(result, "reconciled by the monitor: the final event was lost")
         done = _finish(store, settings, job, now, result.state, **fields)
         if done is not None:
             summary["reconciled"].append(job["id"])
@@ -127,6 +117,22 @@ def _check_active(store: Store, backend: Backend, settings: Settings, job: Recor
     if done is not None:
         summary["lost"].append(job["id"])
         stop_job(store, backend, done)
+
+
+def result_fields(result: PollResult, why: str) -> dict[str, Any]:
+    """The job fields a final PollResult (the runner's result.json) gives, when its event is lost."""
+    error_class = result.error_class or {FAILURE: SYSTEM, TIMED_OUT: TIMEOUT}.get(result.state)
+    details = result.details or {}
+    fields: dict[str, Any] = {
+        "exit_status": result.exit_code, "error_class": error_class,
+        "status": result.message or f"{result.state} ({why})",
+        "products": [p for p in details.get("products") or [] if isinstance(p, str)],
+    }
+    if isinstance(details.get("elapsed"), int | float):
+        fields["elapsed"] = float(details["elapsed"])
+    if result.state == SUCCESS:
+        fields["progress"] = 100
+    return fields
 
 
 def _redispatch(store: Store, bus: Any, settings: Settings, now: float, batch: int,

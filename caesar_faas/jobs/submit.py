@@ -120,6 +120,8 @@ def _tag(body: dict[str, Any]) -> str:
         raise _bad("'tag' must be a string", "tag")
     if len(tag) > MAX_TAG:
         raise _bad(f"'tag' must be at most {MAX_TAG} characters", "tag")
+    if any(ord(c) < 32 or ord(c) == 0x7F for c in tag):  # the upload route's rule (files.clean_tag)
+        raise _bad("'tag' must hold printable characters only", "tag")
     return tag
 
 

@@ -1,20 +1,25 @@
 """`make run`: the whole stack on one machine, bound to 127.0.0.1 (ARCHITECTURE §3).
 
 Children: nats-server (JetStream, data in $CAESAR_HOME/nats), the gateway (all functions
-in-process), the event connector and the cron scheduler. SIGINT/SIGTERM stop them all (and the
-runner processes of jobs still running); if one child dies the stack stops rather than limp.
-Children also get PR_SET_PDEATHSIG so that a `kill -9` of this supervisor takes them down.
+in-process), the event connector and the cron scheduler. Only SIGINT/SIGTERM stop the stack (and
+the runner processes of jobs still running). A child that dies, even cleanly, is started again
+after a backoff (0.5 s doubling to 30 s, reset once it has run a minute): every piece recovers
+from the others' absence (outbox, redelivery, monitor), and runners, in their own sessions, go
+on meanwhile. Children get PR_SET_PDEATHSIG so that a `kill -9` of this supervisor takes them
+down (not the runners: their jobs finish and are reconciled after a restart).
 """
 
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
@@ -57,23 +62,66 @@ def _wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 30
     sys.exit(f"{what} did not open port {port} within {timeout}s")
 
 
+BACKOFF_FIRST = 0.5  # seconds before the first restart of a dead child
+BACKOFF_MAX = 30.0
+STABLE_AFTER = 60.0  # a child that ran this long starts again from the first backoff
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    proc: subprocess.Popen
+    started: float
+    backoff: float = 0.0
+    due: float | None = None  # when a dead child is started again
+    restarts: int = 0
+
+
 class Supervisor:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.children: list[tuple[str, subprocess.Popen]] = []
+        self.children: list[Child] = []
         self.stopping = False
 
-    def spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
+    def _popen(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
         log = open(self.settings.home / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - lives with the child
-        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
-                                cwd=str(Path(__file__).resolve().parents[2]))
-        self.children.append((name, proc))
+        try:
+            return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                    preexec_fn=_die_with_parent, cwd=str(Path(__file__).resolve().parents[2]))
+        finally:
+            log.close()  # the child holds its own copy
+
+    def spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
+        proc = self._popen(name, argv, env)
+        self.children.append(Child(name, argv, env, proc, time.monotonic()))
         return proc
+
+    def check_children(self, now: float) -> None:
+        """Schedule the restart of each dead child, and restart those whose backoff is over."""
+        for child in self.children:
+            if self.stopping or child.proc.poll() is None:
+                continue
+            if child.due is None:
+                ran = now - child.started
+                child.backoff = BACKOFF_FIRST if ran >= STABLE_AFTER or not child.backoff else \
+                    min(child.backoff * 2, BACKOFF_MAX)
+                child.due = now + child.backoff
+                print(f"caesar: {child.name} exited with code {child.proc.returncode}; starting it again in "
+                      f"{child.backoff:.1f} s (log: {self.settings.home / 'logs' / (child.name + '.log')})",
+                      file=sys.stderr, flush=True)
+            elif now >= child.due:
+                child.proc = self._popen(child.name, child.argv, child.env)
+                child.started, child.due = now, None
+                child.restarts += 1
 
     def start(self, env: dict[str, str]) -> None:
         s = self.settings
-        nats = self.spawn("nats", [nats_binary(), "-js", "-a", "127.0.0.1", "-p", str(s.nats_port),
-                                   "-sd", str(s.home / "nats"), "--server_name", "caesar-local"], env)
+        # The token is in a 0600 config file, not on the command line (visible to every local user).
+        nats = self.spawn("nats", [nats_binary(), "-c", str(nats_config(s)), "-js", "-a", "127.0.0.1",
+                                   "-p", str(s.nats_port), "-sd", str(s.home / "nats"),
+                                   "--server_name", "caesar-local"], env)
         _wait_port(s.nats_port, nats, "nats-server")
         py = sys.executable
         gateway = self.spawn("gateway", [py, "-m", "caesar_faas.local.gateway"], env)
@@ -102,27 +150,49 @@ class Supervisor:
         self.stopping = True
         stop_local_runners(self.settings)
         # Reverse order: producers of work first, NATS last so they can drain.
-        for _, proc in reversed(self.children):
-            if proc.poll() is None:
-                proc.terminate()
+        for child in reversed(self.children):
+            if child.proc.poll() is None:
+                child.proc.terminate()
         deadline = time.monotonic() + 10
-        for _, proc in reversed(self.children):
+        for child in reversed(self.children):
             try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+                child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+                child.proc.kill()
+                child.proc.wait()
 
     def watch(self) -> int:
+        """Keep the children alive until SIGINT/SIGTERM (stop())."""
         while not self.stopping:
-            for name, proc in self.children:
-                if proc.poll() is not None:
-                    print(f"caesar: {name} exited with code {proc.returncode}; stopping the stack "
-                          f"(log: {self.settings.home / 'logs' / (name + '.log')})", file=sys.stderr)
-                    self.stop()
-                    return 1
-            time.sleep(0.5)
+            self.check_children(time.monotonic())
+            time.sleep(0.2)
         return 0
+
+
+NATS_TOKEN_FILE = "nats.token"
+NATS_CONFIG_FILE = "nats.conf"
+
+
+def prepare_nats(settings: Settings) -> dict[str, str]:
+    """Environment for the children: the NATS client token, configured (secret caesar-nats-token)
+    or kept in <home>/nats.token (made once, mode 0600). NATS never runs without credentials."""
+    from ..auth.local import secret_file
+
+    token = settings.nats_token or secret_file(settings.home / NATS_TOKEN_FILE)
+    return {"CAESAR_NATS_TOKEN": token}
+
+
+def nats_config(settings: Settings) -> Path:
+    """<home>/nats.conf (mode 0600): the local nats-server's client authorisation."""
+    if not settings.nats_token:
+        raise RuntimeError("no NATS token: prepare_nats() sets it up")
+    path = settings.home / NATS_CONFIG_FILE
+    tmp = path.with_name(f".{NATS_CONFIG_FILE}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"authorization {{\n  token: {json.dumps(settings.nats_token)}\n}}\n")
+    os.replace(tmp, path)
+    return path
 
 
 def stop_local_runners(settings: Settings) -> None:
@@ -144,6 +214,7 @@ def main() -> None:
         (settings.home / sub).mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.update(prepare_auth(settings))
+    env.update(prepare_nats(settings))
     env["CAESAR_HOME"] = str(settings.home)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]),
                                                       env.get("PYTHONPATH")]))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, request
+from flask import Blueprint, Flask, request
 from waitress import serve
 
 from ..config import load_settings
@@ -88,20 +88,25 @@ def create_app(stack: Stack | None = None) -> Flask:
     def ui_root() -> Any:
         return invoke("ui", request.path)
 
+    signed: Blueprint | None
     try:
-        from ..storage.local_http import blueprint
+        from ..storage.local_http import blueprint as signed
     except ImportError:  # the signed local storage endpoint is optional for the gateway to start
-        blueprint = None
-    if blueprint is not None:
-        app.register_blueprint(blueprint)
+        signed = None
+    if signed is not None:
+        app.register_blueprint(signed)
 
     @app.errorhandler(404)
     def not_found(_: Any) -> Any:
         return json_error(404, "not_found", f"no route {request.path}")
 
     @app.errorhandler(405)
-    def not_allowed(_: Any) -> Any:
-        return json_error(405, "method_not_allowed", f"{request.method} not allowed on {request.path}")
+    def not_allowed(exc: Any) -> Any:
+        answer = json_error(405, "method_not_allowed", f"{request.method} not allowed on {request.path}")
+        allowed = getattr(exc, "valid_methods", None)
+        if allowed:
+            answer.headers["Allow"] = ", ".join(sorted(allowed))
+        return answer
 
     app.wsgi_app = AccessLog(app.wsgi_app, function="gateway")  # type: ignore[method-assign]
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,10 @@ import yaml
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def substitute(text: str, env: dict[str, str] | None = None) -> str:
+def substitute(text: str, env: Mapping[str, str] | None = None) -> str:
     """faas-cli's ${VAR} and ${VAR:-default} substitution."""
-    env = os.environ if env is None else env
-    return _VAR.sub(lambda m: env.get(m.group(1)) or (m.group(2) or ""), text)
+    values: Mapping[str, str] = os.environ if env is None else env
+    return _VAR.sub(lambda m: values.get(m.group(1)) or (m.group(2) or ""), text)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ SECRET_KEYS = re.compile(r"(?i)(token|secret|password|passwd|authorization|signa
 PATTERNS = (
     (re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]+"), f"Bearer {MASK}"),
     (re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"), MASK),
-    (re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)[^/\s:@'\"]+:[^/\s@'\"]*@"), rf"\1{MASK}@"),
+    # user:password@ and token@ (how NATS takes a token) in any URL
+    (re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)[^/\s@'\"]+@"), rf"\1{MASK}@"),
     (re.compile(r"\b((?:https?|s3|wss?)://[^\s?#'\"]+)\?[^\s'\"#]*"), rf"\1?{MASK}"),
     (re.compile(r"(?i)\b(X-Amz-(?:Signature|Credential|Security-Token)|signature|sig|token|access_token)=[^&\s'\"]+"),
      rf"\1={MASK}"),

@@ -8,8 +8,11 @@ CAESAR_JOB          JSON: {"id", "owner", "app", "options" (validated, defaults 
                     "timeout" (s), "submitted" (epoch s), and optionally "transfer" (below)}
 CAESAR_STORAGE_URL  where the input is read and the products written; absent when CAESAR_JOB
                     has "transfer"
-CAESAR_NATS_URL     where status events go (subject caesar.jobs.status)
+CAESAR_NATS_URL     where status events go (subject caesar.jobs.status); no credentials in it
+CAESAR_NATS_TOKEN   the NATS client token (a Kubernetes Job reads it from the runner Secret)
 CAESAR_WORKDIR      the job's private work folder (logs, temp files, products before upload)
+CAESAR_JOB_KEY      this job's key (jobs/status_auth.py): each status event's data carries "sig",
+                    an HMAC of the data with it; the dispatcher applies only events signed so
 CAESAR_REQUEST_ID   (optional) the request id of the submission, for the logs and status events
 plus thread pinning for the finders' numeric libraries, a headless matplotlib, HOME and TMPDIR
 inside the work folder.
@@ -39,6 +42,7 @@ import json
 from typing import Any
 
 from ..config import Settings
+from ..jobs.status_auth import job_key
 from ..store.base import Record
 
 THREAD_ENV = {
@@ -94,10 +98,13 @@ def runner_env(job: Record, settings: Settings, workdir: str, *,
     env.update({
         "CAESAR_JOB": json.dumps(job_document(job, transfer), sort_keys=True),
         "CAESAR_NATS_URL": settings.nats_url,
+        "CAESAR_JOB_KEY": job_key(settings, job["id"]),
         "CAESAR_WORKDIR": workdir,
         "HOME": workdir,
         "TMPDIR": f"{workdir}/tmp",
     })
+    if settings.nats_token:
+        env["CAESAR_NATS_TOKEN"] = settings.nats_token
     if transfer is None:
         env["CAESAR_STORAGE_URL"] = settings.storage_url
     if job.get("request_id"):  # the submit's request id: the runner's log lines and events carry it

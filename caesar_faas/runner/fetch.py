@@ -9,12 +9,14 @@ local file is always `input.fits`: the uploaded name never becomes a path.
 from __future__ import annotations
 
 import hashlib
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from ..errors import ApiError
+from ..fits_check import HEADER_PROBE, promised_size
+from ..gunzip import BoundedGunzip, GzipError, GzipTooLarge, expansion_cap
 from ..storage import open_storage
 from .presigned import get_chunks, with_retries
 
@@ -31,33 +33,48 @@ class FetchedInput:
 
 
 class _GunzipWriter:
-    """Writes decompressed bytes of a (possibly multi-member) gzip stream to fh."""
+    """Writes decompressed bytes of a (possibly multi-member) gzip stream to fh, under the cap
+    that upload validation applied: what the primary header promises plus a margin. A stream
+    that expands past it (a gzip bomb) raises GzipTooLarge with at most the cap written."""
 
     def __init__(self, fh: BinaryIO) -> None:
         self.fh = fh
-        self.inflater = zlib.decompressobj(wbits=31)
+        self.gunzip = BoundedGunzip()
+        self.head = bytearray()
+
+    def _out(self, pieces: Iterable[bytes]) -> None:
+        for piece in pieces:
+            if self.gunzip.cap is None:
+                self.head.extend(piece[: HEADER_PROBE - len(self.head)])
+                if len(self.head) >= HEADER_PROBE:
+                    self._set_cap()
+            self.fh.write(piece)
+
+    def _set_cap(self) -> None:
+        try:
+            self.gunzip.cap = expansion_cap(promised_size(bytes(self.head)))
+        except ApiError as exc:
+            raise GzipError(f"the decompressed input is not a FITS image: {exc.message}") from None
 
     def write(self, chunk: bytes) -> None:
-        while chunk:
-            self.fh.write(self.inflater.decompress(chunk))
-            chunk = self.inflater.unused_data  # a next gzip member starts here
-            if chunk:
-                self.inflater = zlib.decompressobj(wbits=31)
+        self._out(self.gunzip.feed(chunk))
 
     def close(self) -> None:
-        self.fh.write(self.inflater.flush())
-        if not self.inflater.eof:
-            raise zlib.error("the gzip stream is truncated")
+        self._out(self.gunzip.finish())
+        if self.gunzip.cap is None:
+            self._set_cap()
+            if self.gunzip.total > (self.gunzip.cap or 0):
+                raise GzipTooLarge(self.gunzip.cap or 0)
 
 
 def fetch_input(storage_url: str, key: str, workdir: Path) -> FetchedInput:
-    """Download `key` to workdir/input.fits. Raises storage.base.ObjectNotFound, zlib.error."""
+    """Download `key` to workdir/input.fits. Raises storage.base.ObjectNotFound, gunzip.GzipError."""
     return save_input(open_storage(storage_url).open(key), workdir)
 
 
 def fetch_input_url(url: str, workdir: Path) -> FetchedInput:
     """Download a presigned GET URL to workdir/input.fits, starting again after a transient
-    failure. Raises storage.base.ObjectNotFound (404), zlib.error, presigned.TransferError."""
+    failure. Raises storage.base.ObjectNotFound (404), gunzip.GzipError, presigned.TransferError."""
     return with_retries(lambda: save_input(get_chunks(url, "the input"), workdir), "fetching the input")
 
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 import signal
 import time
-import zlib
 from pathlib import Path
 from types import FrameType, ModuleType
 from typing import Any
 
 from ..apps.registry import get_app
 from ..apps.spec import AppSpec
+from ..gunzip import GzipError
 from ..storage import open_storage
 from ..storage.base import ObjectNotFound
 from . import finders
@@ -91,8 +91,8 @@ class JobRun:
             outcome = Outcome.usage(str(exc))
         except ObjectNotFound:
             outcome = Outcome.usage(f"the input file {ctx.input_file_id} is no longer in storage")
-        except zlib.error as exc:
-            outcome = Outcome.usage(f"the input is not a valid gzip file ({exc})")
+        except GzipError as exc:
+            outcome = Outcome.usage(f"the input is not a valid gzip FITS file ({exc})")
         except Exception as exc:  # noqa: BLE001 - any other failure is ours, not the user's
             log.exception("the job failed")
             outcome = Outcome.system(f"internal error: {type(exc).__name__}: {exc}")

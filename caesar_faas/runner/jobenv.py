@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..config import with_token
 from .contract import PRODUCT_NAMES
 
 
@@ -45,6 +46,12 @@ class JobContext:
     nats_url: str
     workdir: Path
     transfer: TransferUrls | None = None
+    job_key: str | None = None  # signs status events (jobs/status_auth.py)
+    nats_token: str | None = field(default=None, repr=False)
+
+    @property
+    def nats_client_url(self) -> str:
+        return with_token(self.nats_url, self.nats_token)
 
     @property
     def products_dir(self) -> Path:
@@ -128,6 +135,8 @@ def load_context(env: dict[str, str] | None = None) -> JobContext:
             nats_url=_require(env, "CAESAR_NATS_URL"),
             workdir=Path(_require(env, "CAESAR_WORKDIR")),
             transfer=transfer,
+            job_key=env.get("CAESAR_JOB_KEY") or None,
+            nats_token=env.get("CAESAR_NATS_TOKEN") or None,
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ContractError(f"CAESAR_JOB lacks a valid field: {exc!r}") from exc

@@ -81,7 +81,7 @@ def _run(started: float, log: logging.Logger) -> int:
 
     bind(job_id=ctx.job_id, app=ctx.app, user=ctx.owner, file_id=ctx.input_file_id)
     log.info("runner for job %s (app %s, owner %s), timeout %gs", ctx.job_id, ctx.app, ctx.owner, ctx.timeout)
-    reporter = StatusReporter(ctx.job_id, ctx.owner, ctx.nats_url)
+    reporter = StatusReporter(ctx.job_id, ctx.owner, ctx.nats_client_url, key=ctx.job_key)
     reporter.started(f"{ctx.app} job started")
     try:
         from .job import JobRun  # imported late: astropy and matplotlib take a while to load

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..events.bus import get_bus
 from ..events.subjects import JOBS_STATUS
+from ..jobs.status_auth import sign
 
 log = logging.getLogger("caesar_faas.runner.status")
 # The bus logs each failed reconnect (twice a second while NATS is away); in a job log one line
@@ -27,8 +28,9 @@ _STOP = object()
 
 
 class StatusReporter:
-    def __init__(self, job_id: str, owner: str, nats_url: str) -> None:
+    def __init__(self, job_id: str, owner: str, nats_url: str, key: str | None = None) -> None:
         self.job_id = job_id
+        self._key = key
         self.owner = owner
         self.nats_url = nats_url
         self._seq = 0
@@ -67,6 +69,8 @@ class StatusReporter:
         data = {"job_id": self.job_id, "owner": self.owner, "seq": self._seq, "phase": phase,
                 "progress": percent, "message": message}
         data.update(extra)
+        if self._key:
+            data = sign(self._key, data)  # the dispatcher applies only events signed by this job
         log.info("status %s %d%%: %s", phase, percent, message)
         self._queue.put(data)
 

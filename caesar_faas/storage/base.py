@@ -55,6 +55,8 @@ class PartUrl:
 PartUrls = list[PartUrl]
 PartPlan = list[tuple[int, int, int]]  # (part number, offset, size)
 StoredParts = list[tuple[int, str, int]]  # (part number, ETag, size)
+Crc32List = list[str]
+PartList = list[tuple[int, str]]  # (part number, ETag)
 
 
 @dataclass(frozen=True)
@@ -184,7 +186,7 @@ class Storage(ABC):
 
     @abstractmethod
     def create_multipart(self, key: str, *, size: int, part_size: int, expires: int = 3600,
-                         crc32s: list[str] | None = None) -> MultipartUpload:
+                         crc32s: Crc32List | None = None) -> MultipartUpload:
         """Start a multipart upload; one presigned URL per part. crc32s (one per part, in order)
         binds each part to its CRC32, which the store checks on the part PUT (S3's composite
         CRC32 checksum); each PartUrl then lists the header its PUT must send."""
@@ -200,8 +202,8 @@ class Storage(ABC):
         """Fresh presigned URLs for some parts of an unfinished upload (a client resuming it)."""
 
     @abstractmethod
-    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]], *,
-                           crc32s: list[str] | None = None) -> ObjectInfo:
+    def complete_multipart(self, key: str, upload_id: str, parts: PartList, *,
+                           crc32s: Crc32List | None = None) -> ObjectInfo:
         """parts: (part number, ETag) as the client got them from each part PUT; crc32s: those
         given to create_multipart (S3 wants them again at completion)."""
 

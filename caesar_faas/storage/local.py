@@ -25,7 +25,7 @@ import uuid
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 from urllib.parse import quote, urlencode
 
 from ..checksums import crc32_b64
@@ -34,9 +34,11 @@ from .base import (
     CHUNK,
     MAX_UNSIZED_PUT,
     BadDigest,
+    Crc32List,
     MultipartUpload,
     ObjectInfo,
     ObjectNotFound,
+    PartList,
     PartPlan,
     PartUrl,
     PartUrls,
@@ -219,7 +221,7 @@ class LocalStorage(Storage):
             content_type: str = "application/octet-stream") -> ObjectInfo:
         return self._put(key, stream, size=size, limit=None, content_type=content_type)
 
-    def _put(self, key: str, stream: BinaryIO, *, size: int | None, limit: int | None,
+    def _put(self, key: str, stream: IO[bytes], *, size: int | None, limit: int | None,
              content_type: str, crc32: str | None = None) -> ObjectInfo:
         validate_key(key)
         tmp = self._tmp_file()
@@ -232,7 +234,7 @@ class LocalStorage(Storage):
         finally:
             tmp.unlink(missing_ok=True)
 
-    def _receive(self, stream: BinaryIO, target: Path, size: int | None, *, limit: int | None = None,
+    def _receive(self, stream: IO[bytes], target: Path, size: int | None, *, limit: int | None = None,
                  crc32: str | None = None) -> str:
         """Copy stream to target in CHUNK pieces; md5 hex. With size, exactly size bytes, else
         with limit at most limit bytes; ValueError otherwise. With crc32, BadDigest unless the
@@ -368,7 +370,7 @@ class LocalStorage(Storage):
             raise ValueError("size must be >= 0")
         return self._signed_url(Grant("PUT", key, deadline, size=size, crc32=crc32))
 
-    def signed_put(self, key: str, stream: BinaryIO, *, size: int | None = None, max_size: int | None = None,
+    def signed_put(self, key: str, stream: IO[bytes], *, size: int | None = None, max_size: int | None = None,
                    content_type: str = "application/octet-stream", crc32: str | None = None) -> ObjectInfo:
         """A PUT through a signed URL (exactly `size` bytes, else at most `max_size`, with the
         CRC32 `crc32` when given): store, then announce it like MinIO would."""
@@ -404,7 +406,7 @@ class LocalStorage(Storage):
         return doc
 
     def create_multipart(self, key: str, *, size: int, part_size: int, expires: int = 3600,
-                         crc32s: list[str] | None = None) -> MultipartUpload:
+                         crc32s: Crc32List | None = None) -> MultipartUpload:
         validate_key(key)
         plan = plan_parts(size, part_size)
         if crc32s is not None and len(crc32s) != len(plan):
@@ -451,7 +453,7 @@ class LocalStorage(Storage):
                 continue  # not received (or the upload is being completed or aborted)
         return found
 
-    def put_part(self, key: str, upload_id: str, number: int, stream: BinaryIO, *, size: int,
+    def put_part(self, key: str, upload_id: str, number: int, stream: IO[bytes], *, size: int,
                  crc32: str | None = None) -> str:
         """Store one part (a retry replaces it); its md5 hex, which the client sends back as ETag.
         With crc32, a body with another CRC32 is refused (BadDigest) and replaces nothing."""
@@ -489,8 +491,8 @@ class LocalStorage(Storage):
                 md5.update(chunk)
         return md5.hexdigest()
 
-    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]], *,
-                           crc32s: list[str] | None = None) -> ObjectInfo:
+    def complete_multipart(self, key: str, upload_id: str, parts: PartList, *,
+                           crc32s: Crc32List | None = None) -> ObjectInfo:
         # crc32s is not needed here: each part's CRC32 was checked when it arrived.
         folder = self._upload_dir(upload_id)
         doc = self._upload_doc(folder, key)

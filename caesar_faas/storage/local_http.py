@@ -51,10 +51,14 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
     return response
 
 
+PutGuard = Callable[[str], "str | None"]
+
+
 def storage_blueprint(storage: LocalStorage | Callable[[], LocalStorage | None],
-                      name: str = "caesar_storage") -> Blueprint:
+                      name: str = "caesar_storage", put_guard: PutGuard | None = None) -> Blueprint:
     """The blueprint serving signed URLs of `storage`, or of the storage a callable returns per
-    request (None: the service is not in file:// mode, the routes answer 404)."""
+    request (None: the service is not in file:// mode, the routes answer 404). put_guard(key)
+    may refuse a validly signed PUT (a reason: 403): what makes upload URLs single-use."""
     bp = Blueprint(name, __name__, url_prefix=URL_PREFIX)
 
     def current() -> LocalStorage | None:
@@ -81,6 +85,9 @@ def storage_blueprint(storage: LocalStorage | Callable[[], LocalStorage | None],
             return _error(403, "forbidden", str(exc))
         if method == "GET":
             return _download(store, grant)
+        refusal = put_guard(key) if put_guard is not None else None
+        if refusal:
+            return _error(403, "forbidden", refusal)
         return _upload(store, grant)
 
     return bp
@@ -95,8 +102,15 @@ def _service_storage() -> LocalStorage | None:
     return found if isinstance(found, LocalStorage) else None
 
 
-# What the local gateway mounts: signed URLs of the service's own storage.
-blueprint = storage_blueprint(_service_storage)
+def _service_put_guard(key: str) -> str | None:
+    from ..runtime import services
+    from ..uploads import put_refusal
+
+    return put_refusal(services(), key)
+
+
+# What the local gateway mounts: signed URLs of the service's own storage, upload URLs single-use.
+blueprint = storage_blueprint(_service_storage, put_guard=_service_put_guard)
 
 
 def _download(store: LocalStorage, grant: Grant) -> Response:

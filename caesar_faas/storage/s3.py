@@ -20,9 +20,11 @@ from ..config import read_secret
 from .base import (
     CHUNK,
     MIN_PART_SIZE,
+    Crc32List,
     MultipartUpload,
     ObjectInfo,
     ObjectNotFound,
+    PartList,
     PartPlan,
     PartUrl,
     PartUrls,
@@ -137,18 +139,20 @@ class S3Storage(Storage):
     def put(self, key: str, stream: BinaryIO, *, size: int | None = None,
             content_type: str = "application/octet-stream") -> ObjectInfo:
         full = self._k(key)
-        block: bytearray | None = _read_block(stream, PUT_PART_SIZE)
+        first = _read_block(stream, PUT_PART_SIZE)
         # One byte of lookahead tells a one-part object (a single PUT) from a longer stream.
-        carry = stream.read(1) if len(block) == PUT_PART_SIZE else b""
+        carry = stream.read(1) if len(first) == PUT_PART_SIZE else b""
         if not carry:
-            if size is not None and len(block) != size:
-                raise ValueError(f"stream gave {len(block)} bytes, {size} declared")
-            self.client.put_object(Bucket=self.bucket, Key=full, Body=block, ContentType=content_type)
+            if size is not None and len(first) != size:
+                raise ValueError(f"stream gave {len(first)} bytes, {size} declared")
+            self.client.put_object(Bucket=self.bucket, Key=full, Body=first, ContentType=content_type)
             return self.stat(key)
         upload_id = self.client.create_multipart_upload(
             Bucket=self.bucket, Key=full, ContentType=content_type)["UploadId"]
+        block: bytearray | None = first
+        del first
         try:
-            parts = []
+            parts: list[dict[str, Any]] = []
             total = 0
             while block is not None:
                 total += len(block)
@@ -253,7 +257,7 @@ class S3Storage(Storage):
         return self._presigner.generate_presigned_url("put_object", Params=params, ExpiresIn=expires)
 
     def create_multipart(self, key: str, *, size: int, part_size: int, expires: int = 3600,
-                         crc32s: list[str] | None = None) -> MultipartUpload:
+                         crc32s: Crc32List | None = None) -> MultipartUpload:
         full = self._k(key)
         plan = plan_parts(size, part_size)
         if crc32s is not None and len(crc32s) != len(plan):
@@ -297,8 +301,8 @@ class S3Storage(Storage):
             raise
         return sorted(found)
 
-    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]], *,
-                           crc32s: list[str] | None = None) -> ObjectInfo:
+    def complete_multipart(self, key: str, upload_id: str, parts: PartList, *,
+                           crc32s: Crc32List | None = None) -> ObjectInfo:
         listed: list[dict[str, Any]] = [{"PartNumber": int(n), "ETag": f'"{_etag(str(etag))}"'} for n, etag in parts]
         if crc32s:
             for part in listed:

@@ -28,7 +28,7 @@ def decode(cursor: str) -> tuple[float, str]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         value = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")).decode())
-    except (AttributeError, TypeError, UnicodeError, binascii.Error, json.JSONDecodeError) as exc:
+    except (AttributeError, TypeError, UnicodeError, binascii.Error, json.JSONDecodeError, RecursionError) as exc:
         raise ValueError("invalid cursor") from exc
     if (not isinstance(value, list) or len(value) != 3 or value[0] != _VERSION
             or not is_number(value[1]) or not math.isfinite(value[1])

@@ -37,8 +37,10 @@ INDEXES: dict[str, list[list[tuple[str, int]]]] = {
 
 
 def _to_record(doc: dict[str, Any] | None) -> Record | None:
-    if doc is None:
-        return None
+    return None if doc is None else _record(doc)
+
+
+def _record(doc: dict[str, Any]) -> Record:
     record_id = doc.pop("_id")
     return {"id": record_id, **doc}
 
@@ -116,7 +118,7 @@ class MongoStore(Store):
             if limit < 1:
                 return []
             cursor = cursor.limit(limit)
-        return [_to_record(doc) for doc in cursor]
+        return [_record(doc) for doc in cursor]
 
     def count(self, collection: str, where: Filter | None = None) -> int:
         return self._coll(collection).count_documents(to_mongo(where))
@@ -132,7 +134,7 @@ class MongoStore(Store):
                                 {"created": created, "_id": {"$lt": last_id}}]}
         docs = list(self._coll(collection).find(_and(to_mongo(where), position))
                     .sort([("created", DESCENDING), ("_id", DESCENDING)]).limit(limit + 1))
-        items = [_to_record(doc) for doc in docs[:limit]]
+        items = [_record(doc) for doc in docs[:limit]]
         more = len(docs) > limit
         return Page(items, cursors.encode(items[-1]["created"], items[-1]["id"]) if more else None)
 

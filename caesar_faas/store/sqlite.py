@@ -17,7 +17,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import closing, contextmanager
 from itertools import islice
 from pathlib import Path
@@ -188,7 +188,7 @@ class SQLiteStore(Store):
         return json.loads(row[0]) if row else None
 
     def _scan(self, collection: str, where: Filter | None, *, extra: list[str] | None = None,
-              extra_params: list[Any] | None = None, order_sql: str = "") -> Iterator[Record]:
+              extra_params: list[Any] | None = None, order_sql: str = "") -> Generator[Record, None, None]:
         """Matching records, in SQL order, read lazily so callers may stop early."""
         validate(where)
         table = self._table(collection)

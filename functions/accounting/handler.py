@@ -4,11 +4,13 @@ the service accepts new work, PUT /service {"accepting", "reason"?, "retry_after
 
 try:  # OpenFaaS image: the shared package is copied next to this file (function.caesar_faas)
     from .caesar_faas import accounting, http, quotas
-    from .caesar_faas.errors import Forbidden
+    from .caesar_faas.auth.principal import is_valid_owner
+    from .caesar_faas.errors import BadRequest, Forbidden
     from .caesar_faas.ops import drain
 except ImportError:  # local gateway and tests: the package is importable from the repo root
     from caesar_faas import accounting, http, quotas
-    from caesar_faas.errors import Forbidden
+    from caesar_faas.auth.principal import is_valid_owner
+    from caesar_faas.errors import BadRequest, Forbidden
     from caesar_faas.ops import drain
 
 
@@ -46,6 +48,8 @@ def handle(req: http.Request, svc, who):
         return http.respond(200, drain.state(svc.store))
     if len(parts) == 2 and parts[0] == "limits":
         _admin(who)
+        if not is_valid_owner(parts[1]):  # the rule token subjects follow: no limits for impossible users
+            raise BadRequest("not a valid user id", code="invalid_user")
         if req.method == "PUT":
             quotas.set_limits(svc.store, parts[1], req.json())
         elif req.method != "GET":

@@ -4,12 +4,14 @@ Every effect is a compare-and-set, so a repeated or late event changes nothing."
 
 try:  # OpenFaaS image: the shared package is copied next to this file (function.caesar_faas)
     from .caesar_faas import http
+    from .caesar_faas.errors import Forbidden
     from .caesar_faas.events import cloudevents, subjects
-    from .caesar_faas.jobs import dispatch
+    from .caesar_faas.jobs import dispatch, status_auth
 except ImportError:  # local gateway and tests: the package is importable from the repo root
     from caesar_faas import http
+    from caesar_faas.errors import Forbidden
     from caesar_faas.events import cloudevents, subjects
-    from caesar_faas.jobs import dispatch
+    from caesar_faas.jobs import dispatch, status_auth
 
 
 @http.authenticated("POST", system=True)
@@ -23,6 +25,8 @@ def handle(req: http.Request, svc, who):
     if kind == subjects.event_type(subjects.JOBS_SUBMITTED):
         result = dispatch.on_submitted(svc.store, svc.backend, svc.bus, svc.settings, _job_id(data))
     elif kind == subjects.event_type(subjects.JOBS_STATUS):
+        if not status_auth.verify(svc.settings, data):  # only the job's own runner holds its key
+            raise Forbidden("the status event is not signed with its job's key", code="unsigned_status")
         result = dispatch.on_status(svc.store, svc.backend, svc.bus, svc.settings, data)
     elif kind == subjects.event_type(subjects.JOBS_CANCEL):
         result = dispatch.on_cancel(svc.store, svc.backend, svc.settings, _job_id(data))

@@ -44,5 +44,5 @@ def _metrics(req: http.Request, svc):
     who = http.caller(req, svc.settings)
     if not (who.is_admin or "metrics" in who.roles):
         raise Forbidden("the metrics need a token with the admin or metrics role", code="metrics_role")
-    body = metrics.render(svc.store, svc.settings.nats_url)
+    body = metrics.render(svc.store, svc.settings.nats_client_url)
     return http.respond(200, body.decode(), {"Content-Type": metrics.CONTENT_TYPE})

@@ -19,4 +19,5 @@ def handle(req: http.Request, svc, who):
         return caesar_rest_jobs.submit(req, svc, who)
     if req.parts:
         raise http.not_found("route")
+    http.require_json(req)
     return http.respond(202, submit.submit(svc.store, svc.bus, svc.settings, who.owner, req.json()))

@@ -125,9 +125,9 @@ def frequency_for(header: fits.Header, options: dict[str, Any]) -> float | None:
         if math.isfinite(value) and value > 0:
             return value
     for key in ("RESTFRQ", "RESTFREQ", "FREQ"):
-        value = _float(header.get(key))
-        if value is not None and value > 0:
-            return value
+        keyword = _float(header.get(key))
+        if keyword is not None and keyword > 0:
+            return keyword
     return None
 
 
