@@ -53,8 +53,8 @@ def handle_event(svc: Any, event: dict[str, Any]) -> dict[str, Any]:
 
     if event.get("type") != event_type(JOBS_FINISHED):
         raise BadRequest(f"unexpected event type {event.get('type')!r}", code="unexpected_event")
-    data = event.get("data") if isinstance(event.get("data"), dict) else {}
-    job_id = data.get("job_id")
+    data = event.get("data")
+    job_id = data.get("job_id") if isinstance(data, dict) else None
     if not isinstance(job_id, str):
         raise BadRequest("the event carries no job_id", code="invalid_event")
     ended.record_end(svc.store, job_id)
