@@ -85,6 +85,8 @@ class Settings:
     nats_token: str | None = field(default=None, repr=False)
     # Master key of the per-job keys that sign status events (jobs/status_auth.py).
     status_key: str | None = field(default=None, repr=False)
+    # The Slurm job backend (issue 16): CAESAR_SLURM_*, SlurmSettings below.
+    slurm: SlurmSettings = field(default_factory=lambda: load_slurm_settings())
 
     @property
     def nats_client_url(self) -> str:
@@ -157,6 +159,57 @@ def load_settings() -> Settings:
         oidc_scope=env_str("CAESAR_OIDC_SCOPE", "openid"),
         nats_token=read_secret("caesar-nats-token", "CAESAR_NATS_TOKEN"),
         status_key=read_secret("caesar-status-key", "CAESAR_STATUS_KEY"),
+        slurm=load_slurm_settings(),
+    )
+
+
+@dataclass(frozen=True)
+class SlurmSettings:
+    """CAESAR_SLURM_*: the Slurm job backend (backends/slurm/, docs/deploy.md "Deploy on a Slurm
+    cluster"). Read always, used only with CAESAR_JOB_BACKEND=slurm."""
+
+    url: str  # slurmrestd, e.g. http://127.0.0.1:6820
+    api: str  # REST API version: the shapes live in backends/slurm/api.py
+    user: str  # X-SLURM-USER-NAME: the account every job runs as
+    token: str | None = field(repr=False)  # X-SLURM-USER-TOKEN, static (scontrol token)
+    jwt_key: str | None  # path of Slurm's jwt_hs256.key: mint short-lived tokens instead
+    jwt_lifetime: int  # seconds a minted token is valid
+    partition: str | None
+    account: str | None
+    qos: str | None
+    runner: str | None  # the runner command on the nodes (None: this interpreter), or apptainer|singularity
+    image_dir: str | None  # <image_dir>/<app>.sif for apps run from their container image
+    workdir: str  # on the nodes: the jobs' work folders and their Slurm output
+    nats_url: str | None  # NATS as the nodes reach it (None: Settings.nats_url)
+    # The NATS token the jobs publish with (secret caesar-slurm-nats-token): a credential of the
+    # nodes' own, never the service's; None: jobs get no token (the monitor then reads Slurm).
+    nats_token: str | None = field(repr=False)
+    time_margin: int  # seconds added to the job timeout for Slurm's limit (the runner stops first)
+    lost_grace: int  # seconds a job Slurm no longer knows may wait for its final event
+    orphan_interval: int  # seconds between two scans for orphaned caesar-* Slurm jobs
+    request_timeout: int  # seconds one slurmrestd call may take
+
+
+def load_slurm_settings() -> SlurmSettings:
+    return SlurmSettings(
+        url=env_str("CAESAR_SLURM_URL", "http://127.0.0.1:6820").rstrip("/"),
+        api=env_str("CAESAR_SLURM_API", "v0.0.38"),
+        user=env_str("CAESAR_SLURM_USER", ""),
+        token=read_secret("caesar-slurm-token", "CAESAR_SLURM_TOKEN"),
+        jwt_key=env_str("CAESAR_SLURM_JWT_KEY", "") or None,
+        jwt_lifetime=env_int("CAESAR_SLURM_JWT_LIFETIME", 600),
+        partition=env_str("CAESAR_SLURM_PARTITION", "") or None,
+        account=env_str("CAESAR_SLURM_ACCOUNT", "") or None,
+        qos=env_str("CAESAR_SLURM_QOS", "") or None,
+        runner=env_str("CAESAR_SLURM_RUNNER", "") or None,
+        image_dir=env_str("CAESAR_SLURM_IMAGE_DIR", "") or None,
+        workdir=env_str("CAESAR_SLURM_WORKDIR", "/scratch/caesar"),
+        nats_url=env_str("CAESAR_SLURM_NATS_URL", "") or None,
+        nats_token=read_secret("caesar-slurm-nats-token", "CAESAR_SLURM_NATS_TOKEN"),
+        time_margin=env_int("CAESAR_SLURM_TIME_MARGIN", 60),
+        lost_grace=env_int("CAESAR_SLURM_LOST_GRACE", 120),
+        orphan_interval=env_int("CAESAR_SLURM_ORPHAN_INTERVAL", 120),
+        request_timeout=env_int("CAESAR_SLURM_REQUEST_TIMEOUT", 30),
     )
 
 

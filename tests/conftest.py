@@ -11,6 +11,7 @@ pytest_plugins = [
     "tests.fixtures.jobs",
     "tests.fixtures.runner",
     "tests.fixtures.client",
+    "tests.fixtures.slurm",
     "tests.fixtures.receivers",
     "tests.fixtures.logscan",
 ]

@@ -1,4 +1,5 @@
-"""Job backends: `local` (runner subprocesses) and `kubernetes` (batch/v1 Jobs)."""
+"""Job backends: `local` (runner subprocesses), `kubernetes` (batch/v1 Jobs), `slurm` (batch jobs
+through slurmrestd)."""
 
 from __future__ import annotations
 
@@ -17,4 +18,8 @@ def open_backend(settings: Settings) -> Backend:
         from .kubernetes import KubernetesBackend
 
         return KubernetesBackend(settings)
-    raise ValueError(f"CAESAR_JOB_BACKEND must be 'local' or 'kubernetes', got {settings.job_backend!r}")
+    if settings.job_backend == "slurm":
+        from .slurm import SlurmBackend
+
+        return SlurmBackend(settings)
+    raise ValueError(f"CAESAR_JOB_BACKEND must be 'local', 'kubernetes' or 'slurm', got {settings.job_backend!r}")

@@ -29,6 +29,7 @@ class PollResult:
     """What the backend knows about a job right now.
 
     state: "PENDING" (accepted, not yet running), "RUNNING", "SUCCESS", "FAILURE", "TIMED-OUT",
+           "ABORTED" (cancelled outside the service, e.g. `scancel`),
            or "GONE" (the backend has no trace of it and no final result: lost).
     """
 
@@ -86,4 +87,10 @@ class Backend(ABC):
 
     def capacity(self) -> int | None:
         """Maximum concurrent jobs, or None for unlimited (the cluster queues them itself)."""
+        return None
+
+    def launched_jobs(self) -> list[Record] | None:
+        """The jobs the backend runs or queues now, as {"id", "backend_ref"} records, for the
+        monitor's orphan scan (those the store says are finished or does not know are
+        cancelled); None when the backend cannot list them or it is not time to scan."""
         return None

@@ -31,6 +31,7 @@ from typing import Any
 
 from ..apps.spec import AppSpec
 from ..config import Settings
+from ..jobs.transfer import FORBIDDEN_ENV
 from ..runner.contract import runner_env
 from ..store.base import Record
 from .k8s_options import KubernetesOptions
@@ -43,8 +44,6 @@ TMP_SIZE = "1Gi"
 
 # The runner reads this from the Secret (by reference); runner_env's inline value is dropped.
 SECRET_ENV = ("CAESAR_NATS_URL", "CAESAR_NATS_TOKEN")
-# Must never reach a Job: storage is reached through the presigned URLs in CAESAR_JOB only.
-FORBIDDEN_ENV = ("CAESAR_STORAGE_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 NAME_PREFIX = "caesar-"
 LABEL_JOB_ID = "caesar.io/job-id"

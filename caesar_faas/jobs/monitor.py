@@ -8,7 +8,10 @@ lists all jobs. Steps, each a compare-and-set so a concurrent dispatcher wins or
 2. terminal jobs still `active` (a lost cancel event, an interrupted stop) are stopped;
 3. PENDING jobs not picked up for `redispatch_after` seconds are published again, and free
    slots are filled directly (so a dead bus does not stall the queue);
-4. expired terminal jobs lose their products and their record.
+4. expired terminal jobs lose their products and their record;
+5. orphans: jobs a backend still runs (Backend.launched_jobs, the Slurm backend) that the store
+   says are finished, or does not know, are cancelled.
+A job the backend reports ABORTED (cancelled outside the service: `scancel`) ends ABORTED.
 """
 
 from __future__ import annotations
@@ -24,13 +27,26 @@ from ..store.base import Record, Store
 from . import finished
 from .dispatch import MAX_LAUNCH_ATTEMPTS, fill_slots, stop_job
 from .records import COLLECTION
-from .states import ACTIVE, FAILURE, PENDING, RUNNING, STARTED, SUCCESS, SYSTEM, TERMINAL, TIMED_OUT, TIMEOUT
+from .states import (
+    ABORTED,
+    ACTIVE,
+    FAILURE,
+    PENDING,
+    RUNNING,
+    STARTED,
+    SUCCESS,
+    SYSTEM,
+    TERMINAL,
+    TIMED_OUT,
+    TIMEOUT,
+)
 from .submit import publish_submitted
 
 log = logging.getLogger(__name__)
 
 TIMEOUT_GRACE = 30.0  # seconds past the timeout before the monitor steps in (the runner ends first)
 LAUNCH_GRACE = 60.0  # a STARTED job without backend_ref younger than this is still being launched
+ORPHAN_GRACE = 60.0  # a runner still exits for a while after its final event: not an orphan yet
 DEFAULT_BATCH = 100
 LOST_MESSAGE = "runner died without a final status"
 
@@ -41,7 +57,7 @@ def run_monitor(store: Store, backend: Backend, bus: Any, settings: Settings, no
     now = epoch() if now is None else now
     summary: dict[str, Any] = {key: [] for key in (
         "timed_out", "reconciled", "lost", "relaunch", "stopped", "redispatched", "launched", "expired",
-        "errors")}
+        "aborted", "orphans", "errors")}
     for job in store.find(COLLECTION, {"state": {"in": [STARTED, RUNNING]}}):
         _guard(summary, job, _check_active, store, backend, settings, job, now, grace, summary)
     leftovers = store.find(COLLECTION, {"active": True, "state": {"in": sorted(TERMINAL)}}, limit=batch)
@@ -54,7 +70,9 @@ def run_monitor(store: Store, backend: Backend, bus: Any, settings: Settings, no
         summary["launched"] = _guard(summary, {"id": None}, fill_slots, store, backend, settings) or []
     if storage is not None:
         _expire(store, backend, storage, now, batch, summary)
-    finished.announce_ids(store, bus, summary["timed_out"] + summary["reconciled"] + summary["lost"])
+    _cancel_orphans(store, backend, now, summary)
+    finished.announce_ids(store, bus, summary["timed_out"] + summary["reconciled"] + summary["lost"]
+                          + summary["aborted"])
     return summary
 
 
@@ -92,6 +110,13 @@ def _check_active(store: Store, backend: Backend, settings: Settings, job: Recor
         return  # a dispatcher is inside backend.launch right now
     result = backend.poll(job)
     if result.state in (RUNNING, PENDING):
+        return
+    if result.state == ABORTED:
+        done = _finish(store, settings, job, now, ABORTED, exit_status=None, error_class=None,
+                       status=f"Aborted: {result.message or 'cancelled outside the service'}")
+        if done is not None:
+            summary["aborted"].append(job["id"])
+            stop_job(store, backend, done)
         return
     if result.state in (SUCCESS, FAILURE, TIMED_OUT):
         fields = result_fields(result, "reconciled by the monitor: the final event was lost")
@@ -133,6 +158,20 @@ def result_fields(result: PollResult, why: str) -> dict[str, Any]:
     if result.state == SUCCESS:
         fields["progress"] = 100
     return fields
+
+
+def _cancel_orphans(store: Store, backend: Backend, now: float, summary: dict[str, Any]) -> None:
+    """Backend jobs whose record is gone, or ended ORPHAN_GRACE ago with its resources released:
+    nothing will ever stop them otherwise (a cancel lost before it reached the backend, a record
+    expired). Listed by the backend itself, bounded by what it runs, never by the store's size."""
+    listing = getattr(backend, "launched_jobs", None)
+    for orphan in (_guard(summary, {"id": None}, listing) if listing else None) or []:
+        job = store.get(COLLECTION, orphan["id"])
+        if job is not None and not (job["state"] in TERMINAL and not job.get("active")
+                                    and now - float(job.get("finished") or 0) > ORPHAN_GRACE):
+            continue  # still ours to run, being stopped by step 2, or its runner is just exiting
+        if _guard(summary, orphan, lambda o: backend.cancel(o) or True, orphan):
+            summary["orphans"].append(orphan["id"])
 
 
 def _redispatch(store: Store, bus: Any, settings: Settings, now: float, batch: int,

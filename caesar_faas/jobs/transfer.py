@@ -1,6 +1,6 @@
 """Presigned URLs that let a job's runner move its data without storage credentials.
 
-The Kubernetes backend puts them in CAESAR_JOB's "transfer" member (runner/contract.py): one GET
+The Kubernetes and Slurm backends put them in CAESAR_JOB's "transfer" member (runner/contract.py): one GET
 of the job's input and one PUT per product name under the job's output prefix, nothing else. A
 leaked Job manifest therefore exposes one input and one job's products, for the job's lifetime,
 instead of the whole bucket for as long as the keys live.
@@ -21,6 +21,8 @@ from ..store.base import Record
 # The URLs must outlive the Job: it may wait for a node, pull a large image, or be retried after
 # an eviction before its own deadline (the job timeout) starts to matter.
 QUEUE_MARGIN = 24 * 3600
+# Must never reach a job that has transfer URLs: storage is reached through those URLs only.
+FORBIDDEN_ENV = ("CAESAR_STORAGE_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 # SigV4 presigned URLs cannot be valid longer than 7 days; file:// URLs follow the same rule.
 MAX_EXPIRES = 7 * 24 * 3600
 
