@@ -132,8 +132,9 @@ def redirect(url: str) -> dict[str, Any]:
     return respond(302, {"location": url}, {"Location": url})
 
 
-def endpoint(fn: Callable[[Request], Any]) -> Handler:
-    """Wrap a function body: build the Request, turn errors into JSON answers."""
+def endpoint(fn: Callable[[Request], Any], errors: Callable[[ApiError], Any] = error) -> Handler:
+    """Wrap a function body: build the Request, turn errors into answers (JSON by default;
+    `errors` shapes them otherwise, e.g. the UWS face's text)."""
 
     @functools.wraps(fn)
     def handle(event: Any, context: Any) -> Any:
@@ -141,10 +142,11 @@ def endpoint(fn: Callable[[Request], Any]) -> Handler:
         try:
             return fn(req)
         except ApiError as exc:
-            return error(exc)
+            return errors(exc)
         except Exception:  # noqa: BLE001 - a 500 must never carry internals
             log.exception("unhandled error in %s %s", req.method, "/".join(req.parts))
-            return respond(500, {"error": "internal", "status": "internal error; the operators have the details"})
+            return errors(ApiError("internal error; the operators have the details", code="internal",
+                                   http_status=500))
 
     return handle
 

@@ -19,16 +19,23 @@ from .jobs.states import ALL, TERMINAL
 POLL_INTERVAL = 0.5
 
 
+def _state(job: dict[str, Any]) -> str:
+    return str(job["state"])
+
+
 def wait_for_change(store: Any, owner: str, is_admin: bool, job_id: str, *, wait: int,
-                    since: str | None, since_progress: int | None = None) -> dict[str, Any]:
-    if since and since not in ALL:
+                    since: str | None, since_progress: int | None = None,
+                    key: Callable[[dict[str, Any]], str] = _state) -> dict[str, Any]:
+    """`key` is what the client knows of the job: its state (native API, checked here) or its UWS
+    phase (uws/service.py checks those)."""
+    if since and key is _state and since not in ALL:
         raise BadRequest(f"state must be one of {', '.join(ALL)}", code="invalid_query")
     job = load_job(store, owner, job_id, admin=is_admin)
     deadline = time.monotonic() + wait
-    known = since or job["state"]
+    known = since or key(job)
 
     def unchanged(job: dict[str, Any]) -> bool:
-        return job["state"] == known and (since_progress is None or job.get("progress", 0) == since_progress)
+        return key(job) == known and (since_progress is None or job.get("progress", 0) == since_progress)
 
     while unchanged(job) and job["state"] not in TERMINAL and time.monotonic() < deadline:
         time.sleep(min(POLL_INTERVAL, max(0.0, deadline - time.monotonic())))

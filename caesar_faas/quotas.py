@@ -206,6 +206,8 @@ def next_jobs_to_start(store: Store, settings: Settings, capacity_free: int | No
     occupied: Counter[str] = Counter()
     waiting: dict[str, list[Record]] = defaultdict(list)
     for job in active:  # ascending by created, then id: oldest first
+        if job.get("hold"):
+            continue  # a UWS job waiting for PHASE=RUN: neither waiting for a slot nor holding one
         if job["state"] == PENDING and not is_launched(job):
             waiting[job["owner"]].append(job)
         else:

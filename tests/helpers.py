@@ -17,10 +17,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for(probe: Callable[[], T], *, timeout: float = 10.0, interval: float = 0.05,
+def wait_for(probe: Callable[[], T], *, timeout: float = 60.0, interval: float = 0.05,
              message: str = "condition") -> T:
     """Call probe until it returns a truthy value (returned) or raise after `timeout` seconds.
-    Exceptions from probe count as 'not yet'."""
+    Exceptions from probe count as 'not yet'. The deadline is only a ceiling (the call returns as
+    soon as the probe holds), so it is generous: the machine is shared and a loaded one is slow."""
     deadline = time.monotonic() + timeout
     last: BaseException | None = None
     while True:
@@ -57,3 +58,32 @@ def wait_or_kill(proc: subprocess.Popen, timeout: float) -> int:
         proc.kill()
         proc.wait()
         raise
+
+
+async def stream_messages(js, subject: str, *, stream: str = "CAESAR", timeout: float = 60.0) -> list:
+    """Every message on `subject` the JetStream stream holds now, read by a fresh pull consumer
+    up to the subject's last message at the time of the call: the read ends when that one has
+    arrived, never because one fetch was slow (a loaded machine), so counting duplicates in the
+    result is exact."""
+    import asyncio
+
+    import nats.js.errors
+
+    try:
+        last = (await js.get_last_msg(stream, subject)).seq
+    except nats.js.errors.NotFoundError:
+        return []
+    sub = await js.pull_subscribe(subject, stream=stream)
+    msgs: list = []
+    deadline = asyncio.get_running_loop().time() + timeout
+    try:
+        while not msgs or msgs[-1].metadata.sequence.stream < last:
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"timed out after {timeout}s reading {subject} up to sequence {last}")
+            try:
+                msgs += await sub.fetch(batch=100, timeout=1)
+            except TimeoutError:  # nats' own TimeoutError, or a bare one from one path of fetch()
+                pass
+    finally:
+        await sub.unsubscribe()
+    return msgs

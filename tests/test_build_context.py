@@ -62,7 +62,7 @@ def start(context: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
             raise AssertionError(proc.stdout.read().decode())
         return requests.get(url + "/", timeout=1).status_code > 0
 
-    wait_for(up, timeout=30, message=f"{context.name} to start")
+    wait_for(up, timeout=60, message=f"{context.name} to start")
     return proc, url
 
 
@@ -88,6 +88,7 @@ PROBES = {
     "monitor": ("POST", "/", 403),
     "notifier": ("POST", "/", 403),  # internal: needs the system role
     "ui": ("GET", "/", 200),
+    "uws": ("GET", "/sep/jobs", 200),  # an empty UWS job list
 }
 
 
@@ -123,3 +124,30 @@ def test_the_repository_package_is_not_importable_in_a_clean_interpreter(tmp_pat
     probe = subprocess.run([sys.executable, "-E", "-s", "-c", "import caesar_faas"], cwd=tmp_path,
                            capture_output=True, text=True)
     assert probe.returncode != 0 and "ModuleNotFoundError" in probe.stderr
+
+
+def test_the_image_server_refuses_as_json(build_dir, secret, nats_url, tmp_path):
+    """waitress in the image (index.py) answers its own refusals in the API's JSON shape, as the
+    local gateway does (caesar_faas/serving.py): a body over its limit, a request that does not parse."""
+    import http.client
+    import json
+    import socket
+
+    context = shrinkwrap("submit", build_dir / "refusals")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CAESAR_", "PYTHON"))}
+    env.update({"CAESAR_HOME": str(tmp_path), "CAESAR_JWT_SECRET": secret, "CAESAR_NATS_URL": nats_url})
+    proc, url = start(context, env)
+    port = int(url.rsplit(":", 1)[1])
+    try:
+        for request, status in ((b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000000\r\n\r\n", 413),
+                                (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400)):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(request)
+                reply = http.client.HTTPResponse(sock)
+                reply.begin()
+                assert reply.status == status
+                assert reply.getheader("Content-Type") == "application/json"
+                assert set(json.loads(reply.read())) == {"error", "status"}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

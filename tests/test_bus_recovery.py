@@ -41,7 +41,7 @@ def test_publishes_succeed_again_after_a_stall_with_pings(tmp_path: Path) -> Non
             assert not any(t.is_alive() for t in threads)  # every call is bounded
         finally:
             os.kill(proc.pid, signal.SIGCONT)
-        wait_for(lambda: bus.publish_raw("caesar.jobs.submitted", b"after").seq, timeout=20,
+        wait_for(lambda: bus.publish_raw("caesar.jobs.submitted", b"after").seq, timeout=60,
                  message="a publish to succeed after the stall")
         # and they keep succeeding, pings too
         for _ in range(5):

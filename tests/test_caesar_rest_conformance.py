@@ -37,6 +37,7 @@ from tests.fixtures.k8s import FakeKubernetes
 from tests.fixtures.kube_node import FakeNode
 from tests.fixtures.stack import LocalStack
 from tests.helpers import free_port, wait_for
+from tests.openapi_doc import resolved
 from tests.samples import fits_bytes
 from tests.synth import make_image
 
@@ -104,27 +105,13 @@ def same_shape(readme: Any, ours: Any, extra: set[str] = frozenset(), where: str
             same_shape(readme[0], item, where=f"{where}[{i}]")
 
 
-def _resolve(node: Any) -> Any:
-    """The document's node with every local $ref replaced by what it points at."""
-    if isinstance(node, dict):
-        if "$ref" in node:
-            target: Any = OPENAPI
-            for part in node["$ref"].removeprefix("#/").split("/"):
-                target = target[part]
-            return _resolve(target)
-        return {key: _resolve(value) for key, value in node.items()}
-    if isinstance(node, list):
-        return [_resolve(item) for item in node]
-    return node
-
-
 def documented(method: str, url: str, code: int, body: bytes) -> None:
     """An alias answer is one openapi.yaml documents: its route, its status code, and (for JSON)
     a body valid against the alias's own schema."""
     path = "/" + url.split("://", 1)[1].split("/", 1)[1].split("?", 1)[0]
     routes = [p for p in OPENAPI["paths"] if re.fullmatch(re.sub(r"\{\w+\}", "[^/]+", p), path)]
     assert routes, f"{path} is not documented"
-    responses = _resolve(OPENAPI["paths"][max(routes, key=len)][method.lower()]["responses"])
+    responses = resolved(OPENAPI["paths"][max(routes, key=len)][method.lower()]["responses"])
     assert str(code) in responses, f"{method} {path} answered {code}, not documented"
     schema = (responses[str(code)].get("content") or {}).get("application/json", {}).get("schema")
     if schema is not None:
@@ -396,7 +383,7 @@ def test_code_only_routes_on_real_jobs(k8s_stack, node, fake, field_image):
     try:
         job_id = client.post(alias(k8s_stack, "/job"), json={"app": "sep", "data_inputs": file_id,
                                                                "job_inputs": {}}).json()["job_id"]
-        wait_for(lambda: fake.job(f"caesar-{job_id}") is not None, timeout=30, message="the Job")
+        wait_for(lambda: fake.job(f"caesar-{job_id}") is not None, timeout=60, message="the Job")
         for route in ("output", "sources", "preview", "output-plot"):
             resp = client.get(alias(k8s_stack, f"/job/{job_id}/{route}"))
             assert resp.status_code == 202 and resp.json()["job_id"] == job_id
@@ -406,7 +393,7 @@ def test_code_only_routes_on_real_jobs(k8s_stack, node, fake, field_image):
         assert resp.status_code == 200 and resp.json() == {"status": "Job canceled and status updated in DB"}
         assert client.post(alias(k8s_stack, f"/job/{job_id}/cancel")).json() == resp.json()  # idempotent
         assert client.get(alias(k8s_stack, f"/job/{job_id}/status")).json()["state"] == "ABORTED"
-        wait_for(lambda: fake.job(f"caesar-{job_id}") is None, timeout=30, message="the Job to be deleted")
+        wait_for(lambda: fake.job(f"caesar-{job_id}") is None, timeout=60, message="the Job to be deleted")
     finally:
         node.paused = False
 

@@ -283,7 +283,7 @@ def test_ctrl_c_while_run_waits_asks_and_cancels(caesar: Caesar, images, tmp_pat
         wait_for(lambda: re.search(rf"aegean {job_id[:8]} (PENDING|STARTED|RUNNING) +\d+%\|",
                                    "".join(seen).split("submitted", 1)[1]), timeout=60, message="the job's bar")
         proc.send_signal(signal.SIGINT)
-        wait_for(lambda: "Cancel job" in "".join(seen), timeout=30, message="the question")
+        wait_for(lambda: "Cancel job" in "".join(seen), timeout=60, message="the question")
         assert proc.stdin is not None
         proc.stdin.write("y\n")
         proc.stdin.flush()

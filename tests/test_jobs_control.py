@@ -24,7 +24,7 @@ def test_cancel_running_job_aborts_and_leaves_no_process(jobs_env: JobsEnv) -> N
     t0 = time.monotonic()
     view = control.cancel(jobs_env.store, jobs_env.bus, "alice", job_id, settings=jobs_env.settings)
     assert view["state"] == "ABORTED" and view["finished"] is not None
-    wait_for(lambda: not jobs_env.job(job_id)["active"] and not jobs_env.processes(job_id), timeout=5,
+    wait_for(lambda: not jobs_env.job(job_id)["active"] and not jobs_env.processes(job_id), timeout=60,
              message="processes stopped")
     assert time.monotonic() - t0 < 5
     assert pgid is not None and group_members(pgid) == []

@@ -38,7 +38,7 @@ def test_job_over_its_timeout_ends_timed_out_and_stopped(jobs_env: JobsEnv) -> N
     job = running_job(jobs_env, timeout=1)
     assert monitor(jobs_env)["timed_out"] == []  # inside its time
     # with no grace the real clock passes the deadline within a second or so
-    wait_for(lambda: monitor(jobs_env, grace=0)["timed_out"] == [job["id"]], timeout=10, interval=0.2,
+    wait_for(lambda: monitor(jobs_env, grace=0)["timed_out"] == [job["id"]], timeout=60, interval=0.2,
              message="timeout")
     done = jobs_env.job(job["id"])
     assert (done["state"], done["error_class"], done["active"]) == ("TIMED-OUT", "timeout", False)

@@ -50,8 +50,8 @@ def status(stack, job_id):
 
 def launched(fake, stack, job_id):
     name = f"caesar-{job_id}"
-    wait_for(lambda: fake.job(name) is not None, timeout=20, message="the dispatcher to create the Job")
-    wait_for(lambda: status(stack, job_id)["state"] == "STARTED", timeout=10, message="STARTED")
+    wait_for(lambda: fake.job(name) is not None, timeout=60, message="the dispatcher to create the Job")
+    wait_for(lambda: status(stack, job_id)["state"] == "STARTED", timeout=60, message="STARTED")
     return name
 
 
@@ -100,7 +100,7 @@ def test_cancel_deletes_the_job_in_the_background(fake, k8s_stack, file_id):
     fake.add_pod(name, phase="Running")
     resp = k8s_stack.client("kube").post(f"{k8s_stack.url}/function/cancel/{job_id}")
     assert resp.status_code == 200 and resp.json()["state"] == "ABORTED"
-    wait_for(lambda: fake.job(name) is None, timeout=20, message="the Job to be deleted")
+    wait_for(lambda: fake.job(name) is None, timeout=60, message="the Job to be deleted")
     assert not fake.pods_of(name)
     deletes = fake.requests_to("DELETE", rf"/jobs/{name}$")
     assert deletes and all(r.query.get("propagationPolicy") == "Background"
@@ -112,7 +112,7 @@ def test_forbidden_create_is_retried_and_api_errors_change_nothing(fake, k8s_sta
     job_id = submit(k8s_stack, file_id)
     name = launched(fake, k8s_stack, job_id)  # retried after the 403
     fake.fail("GET", rf"/jobs/{name}$", 500, times=3)
-    wait_for(lambda: len(fake.requests_to("GET", rf"/jobs/{name}$")) >= 2, timeout=20, message="polls")
+    wait_for(lambda: len(fake.requests_to("GET", rf"/jobs/{name}$")) >= 2, timeout=60, message="polls")
     assert status(k8s_stack, job_id)["state"] == "STARTED"
     fake.complete(name)
     assert ends(k8s_stack, job_id)["state"] == "SUCCESS"

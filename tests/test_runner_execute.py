@@ -69,7 +69,7 @@ def test_deadline_kills_the_command_and_its_children(tmp_path: Path) -> None:
                     deadline=time.monotonic() + 3)
     assert time.monotonic() - started < 10
     grandchild = int(pids.read_text())
-    wait_for(lambda: not alive(grandchild), timeout=5, message="the grandchild to be gone")
+    wait_for(lambda: not alive(grandchild), timeout=60, message="the grandchild to be gone")
 
 
 def test_no_time_left_means_the_command_never_starts(tmp_path: Path) -> None:
@@ -97,7 +97,7 @@ def test_cancel_during_a_command_kills_its_tree(tmp_path: Path) -> None:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     grandchild = int(pids.read_text())
-    wait_for(lambda: not alive(grandchild), timeout=5, message="the grandchild to be gone")
+    wait_for(lambda: not alive(grandchild), timeout=60, message="the grandchild to be gone")
     assert not [p for p in os.listdir("/proc") if p.isdigit() and alive(int(p)) and
                 _cmdline(int(p)).endswith(str(pids))]
 

@@ -24,7 +24,7 @@ from caesar_faas.apps.registry import get_app
 from caesar_faas.apps.validation import validate_options
 from caesar_faas.config import load_settings
 from caesar_faas.jobs.transfer import presigned_transfer, transfer_expiry
-from caesar_faas.runner.contract import PRODUCT_NAMES, RESULT_FILE, output_prefix, runner_env
+from caesar_faas.runner.contract import COMMON_PRODUCTS, PRODUCT_NAMES, RESULT_FILE, output_prefix, runner_env
 from caesar_faas.runner.jobenv import ContractError, load_context
 from caesar_faas.runner.presigned import (
     TransferError,
@@ -130,16 +130,16 @@ def test_runner_with_only_transfer_urls(bucket, moto_endpoint: str, nats_url: st
     events = status_events(nats_url, job["id"])
     final = events[-1]["data"]
     assert (final["phase"], final["state"], final["exit_code"]) == ("finished", "SUCCESS", 0)
-    assert final["products"] == list(PRODUCT_NAMES)
+    assert final["products"] == list(COMMON_PRODUCTS)  # sep: no FITS maps
     assert json.loads((workdir / RESULT_FILE).read_text())["state"] == "SUCCESS"
 
     prefix = output_prefix(job["owner"], job["id"])
     stored = objects(s3, name)
     # Every product under the job's prefix, nothing anywhere else (the input is the only other key).
-    assert sorted(stored) == sorted([job["input"]["key"], *(prefix + n for n in PRODUCT_NAMES)])
+    assert sorted(stored) == sorted([job["input"]["key"], *(prefix + n for n in COMMON_PRODUCTS)])
     bodies = {key[len(prefix):]: obj["Body"].read() for key, obj in stored.items() if key.startswith(prefix)}
     manifest = json.loads(bodies["manifest.json"])
-    assert [entry["name"] for entry in manifest] == list(PRODUCT_NAMES[:-1])
+    assert [entry["name"] for entry in manifest] == list(COMMON_PRODUCTS[:-1])
     for entry in manifest:
         body = bodies[entry["name"]]
         assert entry["size"] == len(body) > 0

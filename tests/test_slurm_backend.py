@@ -162,7 +162,7 @@ def test_cancel_ends_the_job_and_squeue_forgets_it(slurm_cluster: SlurmCluster,
     assert until(backend, job, ("RUNNING",)).state == "RUNNING"
     backend.cancel(job)
     name = f"caesar-{job['id']}"
-    wait_for(lambda: not slurm_cluster.run("squeue", "-h", "-n", name).strip(), timeout=30, interval=0.2,
+    wait_for(lambda: not slurm_cluster.run("squeue", "-h", "-n", name).strip(), timeout=60, interval=0.2,
              message="squeue to stop showing the job")
     assert until(backend, job).state == "ABORTED"
     backend.cancel(job)  # cancelling twice is fine

@@ -111,7 +111,7 @@ def test_failing_finder_ends_failure_with_its_exit_code(client, stack, slurm, im
     assert log.status_code == 200 and "beam" in log.text.lower()
     # Slurm saw the same end: the batch script returned the runner's code
     shown = wait_for(lambda: (out := slurm.run("scontrol", "show", "job", str(slurm_id(stack, job_id))))
-                     and "JobState=RUNNING" not in out and "JobState=COMPLETING" not in out and out, timeout=30)
+                     and "JobState=RUNNING" not in out and "JobState=COMPLETING" not in out and out, timeout=60)
     assert "JobState=FAILED" in shown and "ExitCode=2:0" in shown, shown
 
 
@@ -120,9 +120,9 @@ def test_cancel_ends_aborted_and_squeue_no_longer_shows_it(client, stack, slurm,
     running(client, stack, job_id)
     resp = client.post(f"{stack.url}/function/cancel/{job_id}", timeout=30)
     assert resp.status_code == 200 and resp.json()["state"] == "ABORTED"
-    wait_for(lambda: not slurm.run("squeue", "-h", "-n", f"caesar-{job_id}").strip(), timeout=30, interval=0.2,
+    wait_for(lambda: not slurm.run("squeue", "-h", "-n", f"caesar-{job_id}").strip(), timeout=60, interval=0.2,
              message="squeue to stop showing the job")
-    wait_for(lambda: not job_processes(job_id), timeout=30, message="every process of the job to exit")
+    wait_for(lambda: not job_processes(job_id), timeout=60, message="every process of the job to exit")
     assert status(client, stack, job_id)["state"] == "ABORTED"
     assert [r["state"] for r in slurm.queued(f"caesar-{job_id}")] == ["CANCELLED"]
 
@@ -132,7 +132,7 @@ def test_scancel_from_outside_ends_aborted(client, stack, slurm, images) -> None
     slurm.scancel(running(client, stack, job_id))
     view = ends(client, stack, job_id, timeout=60)
     assert view["state"] == "ABORTED" and "outside the service" in view["status"], view
-    wait_for(lambda: not job_processes(job_id), timeout=30, message="every process of the job to exit")
+    wait_for(lambda: not job_processes(job_id), timeout=60, message="every process of the job to exit")
 
 
 def test_same_submitted_event_three_times_submits_once(client, stack, slurm, images) -> None:
@@ -171,7 +171,7 @@ def test_orphaned_slurm_jobs_are_cancelled(client, stack, slurm, images) -> None
 
     wait_for(lambda: cancelled(stray_id) and cancelled(lost_cancel), timeout=60, interval=0.5,
              message="the monitor to cancel both orphans")
-    wait_for(lambda: not job_processes(job_id) and not job_processes(unknown["id"]), timeout=30,
+    wait_for(lambda: not job_processes(job_id) and not job_processes(unknown["id"]), timeout=60,
              message="the orphans' processes to exit")
     assert status(client, stack, job_id)["state"] == "ABORTED"
 
@@ -195,7 +195,7 @@ def test_stopped_slurmd_leaves_the_job_to_the_grace_rule(client, stack, slurm, i
     slurm.stop_daemon("slurmd")
     for pid in step_daemons(ident) + job_processes(job_id):
         os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: not job_processes(job_id), timeout=10, message="the job's processes to die")
+    wait_for(lambda: not job_processes(job_id), timeout=60, message="the job's processes to die")
     assert status(client, stack, job_id)["state"] == "RUNNING"  # a silent node is not yet a failure
     view = ends(client, stack, job_id, timeout=120)
     assert (view["state"], view["error_class"]) == ("FAILURE", "system"), view

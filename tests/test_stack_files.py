@@ -44,14 +44,14 @@ def test_upload_download_list_delete(stack):
     assert sha256(content.content) == sha256(data)
     assert "m31.fits" in content.headers["Content-Disposition"]
 
-    listed = client.get(f"{stack.url}/function/files", timeout=10).json()["files"]
+    listed = client.get(f"{stack.url}/function/files", timeout=60).json()["files"]
     assert file_id in [f["uuid"] for f in listed]
-    meta = client.get(f"{stack.url}/function/files/{file_id}", timeout=10)
+    meta = client.get(f"{stack.url}/function/files/{file_id}", timeout=60)
     assert meta.status_code == 200 and meta.json()["sha256"] == sha256(data)
 
-    assert client.delete(f"{stack.url}/function/files/{file_id}", timeout=10).status_code == 200
+    assert client.delete(f"{stack.url}/function/files/{file_id}", timeout=60).status_code == 200
     for path in (f"/function/files/{file_id}", f"/function/files/{file_id}/content"):
-        gone = client.get(stack.url + path, timeout=10)
+        gone = client.get(stack.url + path, timeout=60)
         assert gone.status_code == 404 and gone.json()["error"] == "file_not_found"
     assert file_id not in [f["uuid"] for f in client.get(f"{stack.url}/function/files").json()["files"]]
 
@@ -84,7 +84,7 @@ def test_bad_uploads_are_refused_and_leave_nothing(stack, name, data, status):
 
 
 def test_upload_requires_a_file_part(stack):
-    resp = stack.client().post(f"{stack.url}/function/upload", data={"tag": "x"}, timeout=10)
+    resp = stack.client().post(f"{stack.url}/function/upload", data={"tag": "x"}, timeout=60)
     assert resp.status_code in (400, 415) and "error" in resp.json()
 
 
@@ -135,15 +135,17 @@ def test_files_created_and_deleted_events_exactly_once(stack):
 async def drain(sub, want: int, quiet: float = 1.0):
     """Everything the consumer holds: at least `want` messages, then nothing more for `quiet` s."""
     msgs = []
-    deadline = asyncio.get_running_loop().time() + 20
+    deadline = asyncio.get_running_loop().time() + 60
+    # fetch() times out with nats.errors.TimeoutError or, on one of its paths, a bare
+    # asyncio.TimeoutError (= TimeoutError, its base class): catch the base
     while len(msgs) < want and asyncio.get_running_loop().time() < deadline:
         try:
             msgs += await sub.fetch(batch=10, timeout=1)
-        except nats.errors.TimeoutError:
+        except TimeoutError:
             pass
     try:
         msgs += await sub.fetch(batch=10, timeout=quiet)
-    except nats.errors.TimeoutError:
+    except TimeoutError:
         pass
     for m in msgs:
         await m.ack()

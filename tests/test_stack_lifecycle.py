@@ -38,7 +38,7 @@ def test_sigterm_stops_every_child(own_stack):
     assert len(session_pids(sid)) >= 5  # supervisor, nats-server, gateway, connector, cron
     own_stack.stop()
     assert own_stack.proc.returncode == 0
-    wait_for(lambda: not session_pids(sid), timeout=10, message="every process of the stack to exit")
+    wait_for(lambda: not session_pids(sid), timeout=60, message="every process of the stack to exit")
 
 
 def test_body_over_inline_limit_is_413_naming_the_large_upload_route(own_stack):
@@ -75,6 +75,6 @@ def test_sigterm_also_stops_running_jobs_and_records_them(own_stack, tmp_path):
                          json={"app": "aegean", "job_inputs": {}, "data_inputs": file_id}).json()["job_id"]
     wait_for(lambda: job_processes(job_id), timeout=60, message="the runner to start")
     own_stack.stop()
-    wait_for(lambda: not job_processes(job_id), timeout=10, message="the runner to be stopped with the stack")
+    wait_for(lambda: not job_processes(job_id), timeout=60, message="the runner to be stopped with the stack")
     job = record(own_stack, job_id)
     assert job["state"] == "FAILURE" and job["error_class"] == "system" and "stopped" in job["status"]

@@ -14,7 +14,7 @@ import requests
 from caesar_faas.checksums import crc32_b64
 from caesar_faas.storage.base import CRC32_HEADER, MIN_PART_SIZE, ObjectInfo
 from caesar_faas.storage.notifications import minio_record
-from tests.helpers import wait_for
+from tests.helpers import stream_messages, wait_for
 from tests.samples import fits_bytes, png_bytes
 
 
@@ -36,26 +36,21 @@ def test_notification_twice_registers_once_and_emits_one_event(stack):
     body = start_upload(client, stack, "twice.fits", data)
     file_id = body["uuid"]
     assert requests.put(body["single"]["url"], data=data, timeout=30).status_code in (200, 201, 204)
-    wait_for(lambda: state_of(client, stack, file_id) == "ready", timeout=10, message="registration")
+    wait_for(lambda: state_of(client, stack, file_id) == "ready", timeout=60, message="registration")
 
     record = minio_record("objects", ObjectInfo(f"files/gina/{file_id}", len(data), "x", 0.0),
                           "s3:ObjectCreated:Put")
     system = {"Authorization": f"Bearer {stack.token('ops', ('admin',))}"}
     for _ in range(2):
-        again = requests.post(stack.url + "/function/registrar", json=record, headers=system, timeout=10)
+        again = requests.post(stack.url + "/function/registrar", json=record, headers=system, timeout=60)
         assert again.status_code == 200 and again.json()["results"] == ["unchanged: already ready"]
 
     async def created_events():
         nc = await nats.connect(stack.nats_url)
-        js = nc.jetstream()
-        sub = await js.pull_subscribe("caesar.files.created", stream="CAESAR")
-        msgs = []
         try:
-            while True:
-                msgs += await sub.fetch(batch=100, timeout=1)
-        except nats.errors.TimeoutError:
-            pass
-        await nc.close()
+            msgs = await stream_messages(nc.jetstream(), "caesar.files.created")
+        finally:
+            await nc.close()
         return [json.loads(m.data)["data"]["file_id"] for m in msgs]
 
     assert asyncio.run(created_events()).count(file_id) == 1
@@ -66,7 +61,7 @@ def test_keys_outside_the_service_prefixes_are_ignored(stack):
     for key in ("jobs/gina/00000000-0000-4000-8000-000000000000/catalog.csv", "elsewhere/file.fits",
                 "files/gina/not-an-id"):
         record = minio_record("objects", ObjectInfo(key, 10, "x", 0.0), "s3:ObjectCreated:Put")
-        resp = requests.post(stack.url + "/function/registrar", json=record, headers=system, timeout=10)
+        resp = requests.post(stack.url + "/function/registrar", json=record, headers=system, timeout=60)
         assert resp.status_code == 200
         assert resp.json()["results"][0].startswith("ignored")
 
@@ -83,7 +78,7 @@ def test_non_fits_object_becomes_invalid_and_jobs_refuse_it(stack):
     file_id = body["uuid"]
     requests.put(body["single"]["url"], data=data, timeout=30)
     client.post(f"{stack.url}/function/upload/{file_id}/complete", json={})
-    wait_for(lambda: state_of(client, stack, file_id) == "invalid", timeout=10, message="invalid state")
+    wait_for(lambda: state_of(client, stack, file_id) == "invalid", timeout=60, message="invalid state")
     meta = client.get(f"{stack.url}/function/files/{file_id}").json()
     assert "not FITS" in meta["status"]
     resp = client.post(stack.url + "/function/submit", json={"app": "sep", "job_inputs": {}, "data_inputs": file_id})
@@ -105,7 +100,7 @@ def test_upload_limits_are_published(stack):
     limits = answer.json()
     assert limits["part_size"] == 64 * 1024 * 1024 and limits["min_part_size"] == MIN_PART_SIZE
     assert limits["checksum_header"] == CRC32_HEADER and limits["max_parts"] == 10_000
-    assert requests.get(stack.url + "/function/upload", timeout=10).status_code == 401
+    assert requests.get(stack.url + "/function/upload", timeout=60).status_code == 401
 
 
 def test_part_crc32_must_match_the_plan(stack):
@@ -147,7 +142,7 @@ def test_damaged_part_refused_and_sha256_sent_with_the_completion(stack):
     bad = client.post(complete, json={"parts": etags, "sha256": "nothex"})
     assert bad.status_code == 400 and bad.json()["field"] == "sha256"
     assert client.post(complete, json={"parts": etags, "sha256": digest}).status_code == 200
-    wait_for(lambda: state_of(client, stack, plan["uuid"]) == "ready", timeout=10, message="registration")
+    wait_for(lambda: state_of(client, stack, plan["uuid"]) == "ready", timeout=60, message="registration")
     meta = client.get(f"{stack.url}/function/files/{plan['uuid']}").json()
     assert meta["sha256"] == digest
     content = client.get(f"{stack.url}/function/files/{plan['uuid']}/content").content
@@ -169,4 +164,4 @@ def test_completion_sha256_must_match_the_one_given_at_creation(stack):
     assert answer.status_code == 400 and answer.json()["error"] == "sha256_mismatch"
     assert state_of(client, stack, plan["uuid"]) == "pending"  # nothing was completed
     assert client.post(complete, json={"parts": etags}).status_code == 200
-    wait_for(lambda: state_of(client, stack, plan["uuid"]) == "ready", timeout=10, message="registration")
+    wait_for(lambda: state_of(client, stack, plan["uuid"]) == "ready", timeout=60, message="registration")

@@ -55,7 +55,7 @@ def healthy(stack: LocalStack) -> bool:
                                            ("connector", signal.SIGTERM)])
 def test_a_dead_child_is_started_again(own_stack: LocalStack, name: str, sig: int) -> None:
     """Before: the supervisor stopped the whole stack (and failed every running job)."""
-    before = wait_for(lambda: (c := children_of(own_stack.proc.pid)) and len(c) == 4 and c, timeout=30,
+    before = wait_for(lambda: (c := children_of(own_stack.proc.pid)) and len(c) == 4 and c, timeout=60,
                       message="four children")
     os.kill(before[name], sig)
     after = wait_for(lambda: (c := children_of(own_stack.proc.pid)).get(name) not in (None, before[name]) and c,

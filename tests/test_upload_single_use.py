@@ -38,7 +38,7 @@ def test_file_url_is_single_use(stack: LocalStack) -> None:
     body = presigned(client, stack, "once.fits", original)
     url, file_id = body["single"]["url"], body["uuid"]
     assert requests.put(url, data=original, timeout=30).status_code == 200
-    wait_for(lambda: state_of(client, stack, file_id) == "ready", timeout=15, message="registration")
+    wait_for(lambda: state_of(client, stack, file_id) == "ready", timeout=60, message="registration")
 
     replay = requests.put(url, data=other, timeout=30)  # same size, valid signature, not expired
     assert replay.status_code == 403 and replay.json()["error"] == "forbidden"
@@ -53,7 +53,7 @@ def test_invalid_upload_counts_in_quota_and_its_bytes_go(stack: LocalStack) -> N
     png = png_bytes() * 2000  # what a client mislabels as FITS
     body = presigned(client, stack, "fake.fits", png)
     assert requests.put(body["single"]["url"], data=png, timeout=30).status_code == 200
-    wait_for(lambda: state_of(client, stack, body["uuid"]) == "invalid", timeout=15, message="refusal")
+    wait_for(lambda: state_of(client, stack, body["uuid"]) == "invalid", timeout=60, message="refusal")
     assert not list((stack.home / "objects" / "files" / "vera").glob("*"))  # bytes deleted at once
     usage = client.get(stack.url + "/function/accounting").json()["usage"]
     assert usage["files"] == 1 and usage["bytes"] == len(png)  # counted until the monitor removes it
@@ -69,7 +69,7 @@ def test_invalid_files_expire(stack: LocalStack, monkeypatch: pytest.MonkeyPatch
     client = stack.client("wren")
     body = presigned(client, stack, "fake.fits", png_bytes())
     assert requests.put(body["single"]["url"], data=png_bytes(), timeout=30).status_code == 200
-    wait_for(lambda: state_of(client, stack, body["uuid"]) == "invalid", timeout=15, message="refusal")
+    wait_for(lambda: state_of(client, stack, body["uuid"]) == "invalid", timeout=60, message="refusal")
     for name, value in stack.env().items():
         if name.startswith("CAESAR_"):
             monkeypatch.setenv(name, value)
@@ -100,7 +100,7 @@ def test_s3_replayed_url_is_detected_on_its_event(s3_stack: LocalStack) -> None:
     url, file_id = body["single"]["url"], body["uuid"]
     assert requests.put(url, data=original, timeout=30).status_code == 200
     assert client.post(f"{stack.url}/function/upload/{file_id}/complete", json={}).status_code == 200
-    wait_for(lambda: state_of(client, stack, file_id) == "ready", timeout=15, message="registration")
+    wait_for(lambda: state_of(client, stack, file_id) == "ready", timeout=60, message="registration")
 
     # S3 accepts the replay (a presigned URL cannot be revoked) and MinIO announces the new version.
     assert requests.put(url, data=other, timeout=30).status_code == 200

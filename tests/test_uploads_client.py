@@ -67,7 +67,7 @@ def test_upload_large_through_the_local_stack(small_part_stack: LocalStack, tmp_
         answer = client.get(f"{stack.url}/function/files/{file_id}", timeout=10).json()
         return answer if answer.get("state") == "ready" else None
 
-    record = wait_for(registered, timeout=15, message="the upload to be registered through the event path")
+    record = wait_for(registered, timeout=60, message="the upload to be registered through the event path")
     assert record["filename_orig"] == "big image.fits" and record["tag"] == "presigned"
     assert record["sha256"] == sha256(image)
     assert record["shape"] == list(shape)

@@ -342,6 +342,7 @@ def terminate_all(settings: Settings) -> int:
     when the stack starts again."""
     from ..ids import epoch
     from ..jobs.monitor import result_fields
+    from ..jobs.records import expiry
     from ..jobs.states import ACTIVE, FAILURE, SYSTEM
     from ..store import open_store
 
@@ -362,7 +363,7 @@ def terminate_all(settings: Settings) -> int:
             changes = {"state": result.state, **result_fields(result, "recorded as the local stack stopped")}
         started = job.get("started")
         changes.setdefault("elapsed", max(0.0, now - float(started)) if started else 0.0)
-        changes.update(finished=now, active=False, expires=now + settings.result_lifetime)
+        changes.update(finished=now, active=False, expires=expiry(job, now, settings.result_lifetime))
         if not store.update("jobs", job["id"], changes, expect={"state": {"in": sorted(ACTIVE)}}):
             store.update("jobs", job["id"], {"active": False}, expect={"active": True})
         backend.release(job)

@@ -1,70 +1,139 @@
-"""preview.png: the image with a percentile stretch and the sources drawn as ellipses.
+"""preview.png: the image as an astronomer expects to see it — WCS axes with RA/Dec labels and a
+coordinate grid, a colour bar in the image's unit, a robust asinh stretch, the sources drawn as
+their fitted ellipses, and a title naming the file and the app — at most 2048 px on its long side.
 
-Huge images are decimated while they are read (every s-th pixel of every s-th row, straight from
-the memory-mapped file), so memory stays bounded by the preview, never the image: an image of
-N x N pixels costs about (N / s)^2 floats with N / s <= MAX_PIXELS.
+Cost stays flat with the image size: the image is block-averaged while it is read (f x f pixels
+into one, f chosen so the panel is at most MAX_PANEL pixels), from the memory-mapped file a band
+of f rows at a time, so memory is bounded by the preview, not the image. Block averages, unlike
+every f-th pixel, keep faint sources and do not alias the noise. Drawing uses matplotlib's Agg
+canvas directly (no pyplot: no global figure state, no backend selection at import).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+from astropy.io import fits
+from astropy.visualization import AsinhStretch, ImageNormalize
+from astropy.wcs import WCS, FITSFixedWarning
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
+from matplotlib.collections import EllipseCollection
+from matplotlib.figure import Figure
+from PIL import Image as PILImage
 
-matplotlib.use("Agg")  # headless, whatever MPLBACKEND says
+from .frames import sky_frame
+from .values import finite
 
-import matplotlib.pyplot as plt  # noqa: E402 - after choosing the backend
-import numpy as np  # noqa: E402
-from astropy.io import fits  # noqa: E402
-from astropy.visualization import AsinhStretch, ImageNormalize  # noqa: E402
-from astropy.wcs import WCS  # noqa: E402
-from matplotlib.collections import EllipseCollection  # noqa: E402
-
-from .values import finite  # noqa: E402
-
-MAX_PIXELS = 1600
+MAX_SIDE = 2048  # the PNG's long side, whatever the image
+MAX_PANEL = 1280  # the image panel's long side (the rest holds labels and the colour bar); PNG
+# encoding is the largest cost and grows with the pixels: 1280 keeps a 4096^2 preview near 0.5 s
+MIN_PANEL = 640  # small images are shown larger (pixels repeated), so labels stay readable
+DPI = 100
+# Margins around the panel in pixels: Dec labels left, RA labels below, the title above, the
+# colour bar and its label on the right.
+LEFT, BOTTOM, TOP, RIGHT = 110, 80, 50, 150
 # Radio images are mostly noise with a few bright sources: clip at these percentiles and use an
 # asinh stretch, so the noise stays dark grey and faint sources still show.
 LOW_PERCENTILE, HIGH_PERCENTILE = 5.0, 99.9
-MIN_MARKER = 12.0  # preview pixels: the smallest major axis drawn, so every source stays visible
+BAND_PIXELS = 8 * 1024 * 1024  # image pixels read and averaged at once (32 MiB of float32)
+BLANK_RGB = (20, 30, 60)  # blanked (NaN) pixels: dark blue, not black, so they are not read as 0
+MIN_MARKER = 10.0  # panel pixels: the smallest major axis drawn, so every source stays visible
+AXIS_NAMES = {"ICRS": ("Right ascension", "Declination"), "FK5": ("Right ascension", "Declination"),
+              "FK4": ("Right ascension", "Declination"), "galactic": ("Galactic longitude", "Galactic latitude"),
+              "ecl_FK5": ("Ecliptic longitude", "Ecliptic latitude")}
 
 
-def decimation_step(shape: Sequence[int], max_pixels: int = MAX_PIXELS) -> int:
+def block_factor(shape: Sequence[int], max_pixels: int = MAX_PANEL) -> int:
     return max(1, math.ceil(max(shape[-1], shape[-2]) / max_pixels))
 
 
-def read_decimated(path: Path, hdu_index: int, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, int, fits.Header]:
-    """(2-D float32 image, step, header): the first plane of the image, every step-th pixel."""
+def read_binned(path: Path, hdu_index: int, max_pixels: int = MAX_PANEL) -> tuple[np.ndarray, int, fits.Header]:
+    """(2-D float32 image of f x f block means, f, header) of the first plane; NaN (blanked)
+    pixels are left out of each mean, a block of NaN only stays NaN."""
     with fits.open(path, memmap=True, do_not_scale_image_data=True) as hdul:
         hdu = hdul[hdu_index]
         header = hdu.header.copy()
         shape = hdu.shape
-        step = decimation_step(shape, max_pixels)
+        f = block_factor(shape, max_pixels)
+        ny, nx = shape[-2], shape[-1]
+        out_ny, out_nx = -(-ny // f), -(-nx // f)
         lead = (0,) * (len(shape) - 2)  # first plane of the frequency / Stokes axes
-        rows = range(0, shape[-2], step)
-        out = np.empty((len(rows), len(range(0, shape[-1], step))), dtype=np.float32)
-        if isinstance(hdu, fits.CompImageHDU):
-            source = hdu.section  # decompresses only the tiles each row needs; already scaled
-            for i, y in enumerate(rows):
-                out[i] = source[lead + (y, slice(None, None, None))][::step]
-            return out, step, header
-        raw = hdu.data  # the raw memory-mapped array (do_not_scale_image_data)
-        for i, y in enumerate(rows):
-            out[i] = raw[lead + (y,)][::step]
-        blank = header.get("BLANK") if raw.dtype.kind in "iu" else None
-    if blank is not None:
-        out[out == blank] = np.nan
-    bscale, bzero = float(header.get("BSCALE", 1.0)), float(header.get("BZERO", 0.0))
-    if bscale != 1.0 or bzero != 0.0:
-        out = out * np.float32(bscale) + np.float32(bzero)
-    return out, step, header
+        compressed = isinstance(hdu, fits.CompImageHDU)
+        source = hdu.section if compressed else hdu.data  # section: only the tiles each band needs
+        scale = not compressed  # CompImageHDU.section is already scaled
+        blank = header.get("BLANK") if scale and source.dtype.kind in "iu" else None
+        bscale, bzero = float(header.get("BSCALE", 1.0)), float(header.get("BZERO", 0.0))
+        image = np.empty((out_ny, out_nx), dtype=np.float32)
+        band_rows = max(1, BAND_PIXELS // (f * out_nx * f))  # binned rows per read: bounded memory
+        for first in range(0, out_ny, band_rows):
+            last = min(out_ny, first + band_rows)
+            raw = source[lead + (slice(first * f, min(ny, last * f)), slice(None))]
+            band = np.full(((last - first) * f, out_nx * f), np.nan, dtype=np.float32)
+            band[: raw.shape[0], :nx] = raw  # converts the big-endian FITS data once
+            if blank is not None:
+                band[band == blank] = np.nan
+            if scale and (bscale != 1.0 or bzero != 0.0):
+                band = band * np.float32(bscale) + np.float32(bzero)
+            if f == 1:
+                image[first:last] = band
+                continue
+            image[first:last] = _block_mean(band, f)
+    return image, f, header
+
+
+def _block_sum(values: np.ndarray, f: int) -> np.ndarray:
+    """Sums of the f x f blocks: f strided adds along the rows, then f down the columns (numpy
+    reduces a short inner axis several times slower than it adds whole strided views)."""
+    across = values[:, 0::f].copy()
+    for k in range(1, f):
+        across += values[:, k::f]
+    down = across[0::f].copy()
+    for k in range(1, f):
+        down += across[k::f]
+    return down
+
+
+def _block_mean(band: np.ndarray, f: int) -> np.ndarray:
+    """Means of the f x f blocks of band (its sides multiples of f), NaN left out. Most images
+    have no NaN: then the counts are f * f and are not computed."""
+    blank = np.isnan(band)
+    if not blank.any():
+        return _block_sum(band, f) / np.float32(f * f)
+    sums = _block_sum(np.where(blank, np.float32(0), band), f)
+    counts = _block_sum((~blank).astype(np.float32), f)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / counts
+
+
+def binned_wcs(header: fits.Header, f: int) -> WCS | None:
+    """The celestial WCS of the f x f binned grid (None without a usable celestial WCS): the
+    centre of binned pixel q (1-based) is original pixel (q - 0.5) f + 0.5."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FITSFixedWarning)
+            wcs = WCS(header).celestial
+        if wcs.naxis != 2 or not wcs.has_celestial:
+            return None
+        wcs.wcs.crpix = (np.asarray(wcs.wcs.crpix) - 0.5) / f + 0.5
+        if wcs.wcs.has_cd():
+            wcs.wcs.cd = np.asarray(wcs.wcs.cd) * f
+        else:
+            wcs.wcs.cdelt = np.asarray(wcs.wcs.cdelt) * f
+        wcs.wcs.set()
+        return wcs
+    except Exception:  # noqa: BLE001 - no WCS: a plain pixel grid
+        return None
 
 
 def _limits(image: np.ndarray) -> tuple[float, float]:
-    finite_px = image[np.isfinite(image)]
+    sample = image.ravel()[:: max(1, image.size // 250_000)]  # percentiles of 250k pixels are as good
+    finite_px = sample[np.isfinite(sample)]
     if finite_px.size == 0:
         return 0.0, 1.0
     low, high = np.percentile(finite_px, [LOW_PERCENTILE, HIGH_PERCENTILE])
@@ -73,66 +142,112 @@ def _limits(image: np.ndarray) -> tuple[float, float]:
     return float(low), float(high) if high > low else float(low) + 1.0
 
 
-def _sky_to_pixel_geometry(header: fits.Header) -> tuple[float, np.ndarray | None]:
-    """(arcsec per pixel, matrix from (east, north) offsets to pixel offsets), or (nan, None)
-    when the header has no usable celestial WCS."""
-    try:
-        wcs = WCS(header).celestial
-        matrix = wcs.pixel_scale_matrix  # pixel offsets -> intermediate world (deg), x = east
-        inverse = np.linalg.inv(matrix)
-        scale = float(np.sqrt(abs(np.linalg.det(matrix)))) * 3600.0
-        return scale, inverse
-    except Exception:  # noqa: BLE001 - no WCS: draw circles in pixels only
-        return float("nan"), None
-
-
-def _shapes(rows: Sequence[dict[str, Any]], header: fits.Header, step: int,
+def _shapes(rows: Sequence[dict[str, Any]], wcs: WCS | None, f: int, zoom: float,
             default_radius_pix: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """offsets (n, 2), widths, heights, angles (deg, counter-clockwise from +x) in preview pixels."""
-    arcsec_per_pix, inverse = _sky_to_pixel_geometry(header)
+    """offsets (n, 2) on the binned grid, widths, heights (binned pixels), angles (deg,
+    counter-clockwise from +x)."""
+    inverse = None
+    if wcs is not None:
+        matrix = wcs.pixel_scale_matrix  # binned pixel offsets -> intermediate world (deg), x = east
+        inverse = np.linalg.inv(matrix)
+        arcsec_per_pix = float(np.sqrt(abs(np.linalg.det(matrix)))) * 3600.0
     offsets, widths, heights, angles = [], [], [], []
     for row in rows:
         x, y = finite(row.get("x")), finite(row.get("y"))
         if x is None or y is None:
             continue
         major, minor, pa = finite(row.get("major")), finite(row.get("minor")), finite(row.get("pa"))
-        if major and minor and inverse is not None and math.isfinite(arcsec_per_pix):
+        if major and minor and major > 0 and minor > 0 and inverse is not None:
             theta = math.radians(pa or 0.0)
             direction = inverse @ np.array([math.sin(theta), math.cos(theta)])  # PA: North through East
             angle = math.degrees(math.atan2(direction[1], direction[0]))
             width, height = major / arcsec_per_pix, minor / arcsec_per_pix
         else:
-            angle, width, height = 0.0, 2 * default_radius_pix, 2 * default_radius_pix
+            angle, width, height = 0.0, 2 * default_radius_pix / f, 2 * default_radius_pix / f
         # Enlarge small shapes to stay visible, keeping their axis ratio and orientation.
-        grow = max(1.0, MIN_MARKER / max(width / step, 1e-9))
-        offsets.append((x / step, y / step))
-        widths.append(width / step * grow)
-        heights.append(height / step * grow)
+        grow = max(1.0, MIN_MARKER / zoom / max(width, 1e-9))
+        offsets.append(((x + 0.5) / f - 0.5, (y + 0.5) / f - 0.5))
+        widths.append(width * grow)
+        heights.append(height * grow)
         angles.append(angle)
     return (np.array(offsets, dtype=float).reshape(-1, 2), np.array(widths), np.array(heights),
             np.array(angles))
 
 
+def _unit(header: fits.Header) -> str:
+    unit = str(header.get("BUNIT", "") or "").strip()
+    return {"JY/BEAM": "Jy/beam", "JY/PIXEL": "Jy/pixel", "K": "K"}.get(unit.upper(), unit) or "pixel value"
+
+
+def _rgb(image: np.ndarray, norm: ImageNormalize, zoom: int) -> np.ndarray:
+    """The stretched image as RGB bytes through a 256-level grey table (blanks in dark blue),
+    enlarged zoom x zoom by repetition: drawn as it is, with no resampling by matplotlib."""
+    levels = np.asarray(norm(image).filled(0.0) if np.ma.isMaskedArray(norm(image)) else norm(image))
+    index = np.clip(np.nan_to_num(levels, nan=0.0) * 255.0, 0, 255).astype(np.uint8)
+    grey = np.arange(256, dtype=np.uint8)
+    rgb = np.repeat(grey[index][..., np.newaxis], 3, axis=2)
+    rgb[~np.isfinite(image)] = BLANK_RGB
+    if zoom > 1:
+        rgb = rgb.repeat(zoom, axis=0).repeat(zoom, axis=1)
+    return rgb[::-1]  # row 0 at the bottom, as FITS and the axes have it
+
+
 def write_preview(image_path: Path, hdu_index: int, rows: Sequence[dict[str, Any]], path: Path, *,
-                  max_pixels: int = MAX_PIXELS, default_radius_pix: float = 3.0) -> Path:
-    image, step, header = read_decimated(image_path, hdu_index, max_pixels)
+                  title: str = "", max_pixels: int = MAX_PANEL, default_radius_pix: float = 3.0) -> Path:
+    image, f, header = read_binned(image_path, hdu_index, min(max_pixels, MAX_PANEL))
     low, high = _limits(image)
     ny, nx = image.shape
-    dpi = 100
-    fig = plt.figure(figsize=(nx / dpi, ny / dpi), dpi=dpi)
-    try:
-        ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
-        ax.set_axis_off()
-        norm = ImageNormalize(vmin=low, vmax=high, stretch=AsinhStretch(0.1), clip=True)
-        ax.imshow(image, origin="lower", cmap="gray", norm=norm, interpolation="nearest")
-        offsets, widths, heights, angles = _shapes(rows, header, step, default_radius_pix)
-        if len(offsets):
-            ax.add_collection(EllipseCollection(widths, heights, angles, units="xy", offsets=offsets,
-                                                offset_transform=ax.transData, facecolors="none",
-                                                edgecolors="lime", linewidths=0.8))
-        ax.set_xlim(-0.5, nx - 0.5)
-        ax.set_ylim(-0.5, ny - 0.5)
-        fig.savefig(path, dpi=dpi, format="png")
-    finally:
-        plt.close(fig)
+    zoom = max(1, math.ceil(MIN_PANEL / max(nx, ny)))  # panel pixels per binned pixel
+    panel_w, panel_h = nx * zoom, ny * zoom
+    width, height = int(panel_w + LEFT + RIGHT), int(panel_h + BOTTOM + TOP)  # <= MAX_SIDE
+    fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI)
+    canvas = FigureCanvasAgg(fig)
+    fig.patch.set_alpha(0.0)  # transparent: composited over the pixels and white below
+    norm = ImageNormalize(vmin=low, vmax=high, stretch=AsinhStretch(0.1), clip=True)
+    rect = (LEFT / width, BOTTOM / height, panel_w / width, panel_h / height)
+    wcs = binned_wcs(header, f)
+    if wcs is not None:
+        ax: Any = fig.add_axes(rect, projection=wcs)  # astropy WCSAxes (typed as plain Axes)
+        system = sky_frame(header).system
+        lon_name, lat_name = AXIS_NAMES.get(system, ("longitude", "latitude"))
+        if lon_name == "Right ascension":
+            # Plain h/m/s: the default superscripts need matplotlib's mathtext, whose parser
+            # alone costs about 0.3 s to build in each new runner process.
+            ax.coords[0].set_separator(("h", "m", "s"))
+        ax.coords[0].set_axislabel(f"{lon_name} ({system})")
+        ax.coords[1].set_axislabel(f"{lat_name} ({system})")
+        ax.coords.grid(color="white", alpha=0.35, linestyle="solid", linewidth=0.6)
+    else:
+        ax = fig.add_axes(rect)
+        ax.set_xlabel("x (pixel)")
+        ax.set_ylabel("y (pixel)")
+    ax.patch.set_visible(False)
+    offsets, widths, heights, angles = _shapes(rows, wcs, f, zoom, default_radius_pix)
+    if len(offsets):
+        ax.add_collection(EllipseCollection(widths, heights, angles, units="xy", offsets=offsets,
+                                            offset_transform=ax.transData, facecolors="none",
+                                            edgecolors="lime", linewidths=0.8))
+    ax.set_xlim(-0.5, nx - 0.5)
+    ax.set_ylim(-0.5, ny - 0.5)
+    cax = fig.add_axes(((LEFT + panel_w + 20) / width, BOTTOM / height, 18 / width, panel_h / height))
+    fig.colorbar(ScalarMappable(norm=norm, cmap="gray"), cax=cax).set_label(_unit(header))
+    binning = f" (binned {f}x{f})" if f > 1 else ""
+    fig.suptitle(f"{title or image_path.name}{binning}", y=1 - 12 / height, fontsize=12)
+    canvas.draw()
+    # matplotlib draws only the frame, coordinates, grid, marks and texts; the pixels are put
+    # under them here, one panel pixel each (its own image drawing resamples, 10x slower).
+    base = np.full((height, width, 3), 255, dtype=np.uint8)
+    base[TOP:TOP + panel_h, LEFT:LEFT + panel_w] = _rgb(image, norm, zoom)
+    PILImage.fromarray(_over(np.asarray(canvas.buffer_rgba()), base)).save(path, format="PNG", compress_level=1)
     return path
+
+
+def _over(layer: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """RGBA layer (straight alpha, as Agg hands it out) composited over an RGB base; RGB, not
+    RGBA, is written, at zlib's fastest level: the encoding is a large part of the cost."""
+    alpha = layer[..., 3:4]
+    drawn = alpha[..., 0] > 0
+    out = base.copy()
+    a = alpha[drawn].astype(np.float32) / 255.0
+    out[drawn] = (layer[..., :3][drawn] * a + base[drawn] * (1.0 - a) + 0.5).astype(np.uint8)
+    return out

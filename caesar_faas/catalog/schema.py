@@ -35,6 +35,30 @@ COLUMNS: list[tuple[str, str, str, str]] = [
     ("flags", "", "int", "Finder-specific quality bits, 0 = no warning (see the app description)"),
 ]
 
+# UCD1+ (IVOA UCD list) per column, what VO tools (TOPCAT, Aladin) use to know what a column
+# means without reading its name. ra/dec take the image frame's words (catalog/frames.py:
+# pos.galactic.lon/lat for a galactic image); these are the equatorial ones.
+UCDS: dict[str, str] = {
+    "id": "meta.record",
+    "name": "meta.id;meta.main",
+    "ra": "pos.eq.ra;meta.main",
+    "dec": "pos.eq.dec;meta.main",
+    "x": "pos.cartesian.x;instr.det",
+    "y": "pos.cartesian.y;instr.det",
+    "ra_err": "stat.error;pos.eq.ra",
+    "dec_err": "stat.error;pos.eq.dec",
+    "peak_flux": "phot.flux.density;stat.max",
+    "peak_flux_err": "stat.error;phot.flux.density;stat.max",
+    "int_flux": "phot.flux.density",
+    "int_flux_err": "stat.error;phot.flux.density",
+    "major": "phys.angSize.smajAxis;src",
+    "minor": "phys.angSize.sminAxis;src",
+    "pa": "pos.posAng;src",
+    "local_rms": "stat.stdev;phot.flux.density",
+    "snr": "stat.snr",
+    "flags": "meta.code.qual",
+}
+
 NAMES: list[str] = [c[0] for c in COLUMNS]
 UNITS: dict[str, str] = {c[0]: c[1] for c in COLUMNS}
 DTYPES: dict[str, str] = {c[0]: c[2] for c in COLUMNS}

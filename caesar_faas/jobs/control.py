@@ -13,7 +13,7 @@ from ..events.subjects import JOBS_CANCEL
 from ..ids import epoch
 from ..store.base import Record, Store
 from . import finished
-from .records import COLLECTION, public_view
+from .records import COLLECTION, expiry, public_view
 from .states import ABORTED, ALL, is_terminal
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def cancel(store: Store, bus: Any, owner: str, job_id: str, *, admin: bool = Fal
             raise Conflict(f"job {job_id} already finished with state {job['state']}")
         now = epoch()
         started = job.get("started")
-        changes = {"state": ABORTED, "status": ABORTED_STATUS, "finished": now, "expires": now + lifetime,
+        changes = {"state": ABORTED, "status": ABORTED_STATUS, "finished": now, "expires": expiry(job, now, lifetime),
                    "elapsed": max(0.0, now - float(started)) if started else 0.0}
         done = store.update(COLLECTION, job_id, changes, expect={"state": job["state"]})
         if done is not None:

@@ -27,7 +27,7 @@ from ..ids import epoch
 from ..quotas import next_jobs_to_start
 from ..store.base import Record, Store
 from . import finished
-from .records import COLLECTION
+from .records import COLLECTION, expiry
 from .states import (
     ABORTED,
     ACTIVE,
@@ -67,8 +67,8 @@ def admission_lock(settings: Settings) -> Iterator[None]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
-def _terminal_changes(state: str, now: float, settings: Settings, **fields: Any) -> dict[str, Any]:
-    changes = {"state": state, "finished": now, "expires": now + settings.result_lifetime}
+def _terminal_changes(state: str, now: float, settings: Settings, job: Record, **fields: Any) -> dict[str, Any]:
+    changes = {"state": state, "finished": now, "expires": expiry(job, now, settings.result_lifetime)}
     changes.update(fields)
     return changes
 
@@ -107,7 +107,7 @@ def _launch_failed(store: Store, settings: Settings, job: Record, message: str, 
     now = epoch()
     attempts = int((job.get("dispatch") or {}).get("attempts", 1))
     if error_class == USAGE or attempts >= MAX_LAUNCH_ATTEMPTS:
-        changes = _terminal_changes(FAILURE, now, settings, active=False, error_class=error_class,
+        changes = _terminal_changes(FAILURE, now, settings, job, active=False, error_class=error_class,
                                     status=f"Could not be launched: {message}", elapsed=0.0)
         store.update(COLLECTION, job["id"], changes, expect={"state": STARTED})
         return
@@ -229,7 +229,7 @@ def _apply_finished(store: Store, settings: Settings, job_id: str, data: dict[st
     products = [str(p) for p in data.get("products") or [] if isinstance(p, str)]
     message = str(data.get("message") or "")[:500] or {
         SUCCESS: "Completed", FAILURE: "Failed", TIMED_OUT: "Exceeded its time limit"}[state]
-    changes = _terminal_changes(state, now, settings, exit_status=exit_code, error_class=error_class,
+    changes = _terminal_changes(state, now, settings, job, exit_status=exit_code, error_class=error_class,
                                 elapsed=float(elapsed), products=products, status=message)
     cpu = data.get("cpu_seconds")
     if isinstance(cpu, int | float) and not isinstance(cpu, bool) and cpu >= 0:

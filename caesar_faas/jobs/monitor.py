@@ -8,8 +8,9 @@ lists all jobs. Steps, each a compare-and-set so a concurrent dispatcher wins or
 2. terminal jobs still `active` (a lost cancel event, an interrupted stop) are stopped;
 3. PENDING jobs not picked up for `redispatch_after` seconds are published again, and free
    slots are filled directly (so a dead bus does not stall the queue);
-4. expired terminal jobs lose their products and their record;
-5. orphans: jobs a backend still runs (Backend.launched_jobs, the Slurm backend) that the store
+4. jobs not ended at their UWS destruction time (`expires` set while active) are aborted;
+5. expired terminal jobs lose their products and their record;
+6. orphans: jobs a backend still runs (Backend.launched_jobs, the Slurm backend) that the store
    says are finished, or does not know, are cancelled.
 A job the backend reports ABORTED (cancelled outside the service: `scancel`) ends ABORTED.
 """
@@ -26,7 +27,7 @@ from ..runner.contract import output_prefix
 from ..store.base import Record, Store
 from . import finished
 from .dispatch import MAX_LAUNCH_ATTEMPTS, fill_slots, stop_job
-from .records import COLLECTION
+from .records import COLLECTION, expiry
 from .states import (
     ABORTED,
     ACTIVE,
@@ -56,8 +57,8 @@ def run_monitor(store: Store, backend: Backend, bus: Any, settings: Settings, no
     """One reconciliation pass; returns what it did (job ids per action)."""
     now = epoch() if now is None else now
     summary: dict[str, Any] = {key: [] for key in (
-        "timed_out", "reconciled", "lost", "relaunch", "stopped", "redispatched", "launched", "expired",
-        "aborted", "orphans", "errors")}
+        "timed_out", "reconciled", "lost", "relaunch", "stopped", "redispatched", "launched", "destroyed",
+        "expired", "aborted", "orphans", "errors")}
     for job in store.find(COLLECTION, {"state": {"in": [STARTED, RUNNING]}}):
         _guard(summary, job, _check_active, store, backend, settings, job, now, grace, summary)
     leftovers = store.find(COLLECTION, {"active": True, "state": {"in": sorted(TERMINAL)}}, limit=batch)
@@ -68,12 +69,27 @@ def run_monitor(store: Store, backend: Backend, bus: Any, settings: Settings, no
         # Fill free slots directly too, so a dead bus or a lost event never stalls the queue
         # (only for stale jobs: fresh ones are the dispatcher's).
         summary["launched"] = _guard(summary, {"id": None}, fill_slots, store, backend, settings) or []
+    for job in store.find(COLLECTION, {"expires": {"lt": now}, "state": {"in": sorted(ACTIVE)}}, limit=batch):
+        _guard(summary, job, _destroy_due, store, backend, settings, job, now, summary)
     if storage is not None:
         _expire(store, backend, storage, now, batch, summary)
     _cancel_orphans(store, backend, now, summary)
     finished.announce_ids(store, bus, summary["timed_out"] + summary["reconciled"] + summary["lost"]
                           + summary["aborted"])
     return summary
+
+
+def _destroy_due(store: Store, backend: Backend, settings: Settings, job: Record, now: float,
+                 summary: dict[str, Any]) -> None:
+    """A job whose destruction time (UWS) came before it ended: aborted and stopped now, so the
+    expiry pass removes it with its products."""
+    done = _finish(store, settings, job, now, ABORTED, error_class=None, exit_status=None,
+                   status="Aborted: its destruction time passed before it ended")
+    if done is None:
+        return
+    summary["destroyed"].append(job["id"])
+    if done.get("active"):
+        stop_job(store, backend, done)
 
 
 def _guard(summary: dict[str, Any], job: Record, func: Any, *args: Any) -> Any:
@@ -88,7 +104,7 @@ def _guard(summary: dict[str, Any], job: Record, func: Any, *args: Any) -> Any:
 
 def _finish(store: Store, settings: Settings, job: Record, now: float, state: str, **fields: Any) -> Record | None:
     started = job.get("started")
-    changes = {"state": state, "finished": now, "expires": now + settings.result_lifetime,
+    changes = {"state": state, "finished": now, "expires": expiry(job, now, settings.result_lifetime),
                "elapsed": max(0.0, now - float(started)) if started else 0.0}
     changes.update(fields)
     # Only a terminal state is protected: STARTED -> RUNNING meanwhile does not change the verdict.
@@ -178,7 +194,8 @@ def _redispatch(store: Store, bus: Any, settings: Settings, now: float, batch: i
                 summary: dict[str, Any]) -> int:
     """Publish again the PENDING jobs nobody picked up (oldest first); returns how many."""
     stale = 0
-    for job in store.find(COLLECTION, {"state": PENDING}, limit=batch):
+    # Held UWS jobs wait for PHASE=RUN, not for a backend: never re-published.
+    for job in store.find(COLLECTION, {"state": PENDING, "hold": {"nin": [True]}}, limit=batch):
         dispatch = dict(job.get("dispatch") or {})
         if float(dispatch.get("last") or job["created"]) > now - settings.redispatch_after:
             continue

@@ -7,6 +7,9 @@ Record fields (epoch seconds for times):
   submitted, started, finished, elapsed (s), active (the backend may still hold resources),
   dispatch {attempts (launch attempts), last (epoch of the last launch try or publish),
   redispatches}, backend_ref (what backend.launch returned), products [names], expires.
+UWS (caesar_faas/uws): hold (PENDING until PHASE=RUN: nothing dispatches it), destruction (epoch
+s the user fixed; `expires` mirrors it so the monitor finds it), deleted (destroyed by the user:
+the monitor removes it once no backend holds it).
 """
 
 from __future__ import annotations
@@ -49,6 +52,13 @@ def new_job(*, job_id: str, owner: str, app: str, tag: str, options: dict[str, A
         "products": [],
         "expires": None,
     }
+
+
+def expiry(job: Record, now: float, lifetime: float) -> float:
+    """When an ending job's products and record go: its UWS destruction time when one was set,
+    else `lifetime` seconds from now."""
+    destruction = job.get("destruction")
+    return float(destruction) if destruction is not None else now + lifetime
 
 
 def elapsed_time(job: Record, now: float) -> float | None:

@@ -134,13 +134,18 @@ def _notify(body: dict[str, Any]) -> dict[str, str] | None:
     return parse_notify(body["notify"], webhook_allow())
 
 
-def submit(store: Store, bus: Any, settings: Settings, principal_owner: str, body: Any) -> dict[str, Any]:
+def submit(store: Store, bus: Any, settings: Settings, principal_owner: str, body: Any, *,
+           hold: bool = False, held_status: str = "Pending: waiting to be started",
+           destruction: float | None = None) -> dict[str, Any]:
     """Validate a caesar-rest submission, store the job PENDING, publish `caesar.jobs.submitted`.
 
     Returns the public view (answer 202), with `ignored_options` when options without effect
     here were given (apps/spec.py `ignored`). Raises BadRequest (400, naming the offending field or
     option in `option`) or the quota error of `check_submit`, or 503 while the service drains;
-    then nothing was stored."""
+    then nothing was stored.
+    With `hold` (a UWS job created without PHASE=RUN) the job is stored PENDING with `hold: True`
+    and nothing is published: no backend takes it until uws.service.run releases it.
+    `destruction` (epoch s, UWS) fixes when the job and its products are destroyed."""
     require_accepting(store)
     body = _check_body(body)
     spec = _app_spec(body, settings)
@@ -159,7 +164,11 @@ def submit(store: Store, bus: Any, settings: Settings, principal_owner: str, bod
     job_inputs = dict(body.get("job_inputs") or {})
     job = new_job(job_id=new_id(), owner=principal_owner, app=spec.name, tag=tag, options=options,
                   job_inputs=job_inputs, input_ref=input_ref, timeout=timeout, now=epoch(),
-                  status=QUEUED_STATUS)
+                  status=held_status if hold else QUEUED_STATUS)
+    if hold:
+        job["hold"] = True
+    if destruction is not None:
+        job["destruction"] = job["expires"] = destruction
     if notify:
         job.update(notify=notify, notify_pending=True)  # notify/deliver.py sends them at the end
     job["request_id"] = request_id()  # carried to the dispatcher, the runner and its events
@@ -167,7 +176,7 @@ def submit(store: Store, bus: Any, settings: Settings, principal_owner: str, bod
     bind(job_id=job["id"], app=spec.name, file_id=file_id)
     log.info("job %s submitted (%s on file %s)", job["id"], spec.name, file_id)
 
-    if not publish_submitted(bus, job):
+    if not hold and not publish_submitted(bus, job):
         changed = store.update(COLLECTION, job["id"], {"status": DELAYED_STATUS}, expect={"state": PENDING})
         job = changed or store.get(COLLECTION, job["id"]) or job
     view = public_view(job)

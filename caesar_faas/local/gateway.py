@@ -9,12 +9,13 @@ import logging
 from typing import Any
 
 from flask import Blueprint, Flask, request
-from waitress import serve
+from werkzeug.routing import PathConverter
 
 from ..config import load_settings
 from ..logs import bind, configure
 from ..logs.access import AccessLog
 from ..runtime import services
+from ..serving import json_http_errors, serve
 from . import aliases
 from .faas_adapter import call, json_error, load_handler
 from .stack import Stack, load_stack
@@ -43,9 +44,17 @@ def intake_open() -> bool:
     return bool(state(services().store)["accepting"])
 
 
+class AnyPath(PathConverter):
+    """werkzeug's path converter, newlines included (its `.` stops at one): a path parameter
+    holding %0A must reach its function, which answers for it, not miss every route."""
+
+    regex = "[^/](?s:.)*?"
+
+
 def create_app(stack: Stack | None = None) -> Flask:
     stack = stack or load_stack()
     app = Flask("caesar-gateway")
+    app.url_map.converters["path"] = AnyPath  # before any route is added (the blueprint's too)
 
     def invoke(name: str, path: str) -> Any:
         fn = stack.functions.get(name)
@@ -96,6 +105,8 @@ def create_app(stack: Stack | None = None) -> Flask:
     if signed is not None:
         app.register_blueprint(signed)
 
+    json_http_errors(app)  # any other HTTP error werkzeug raises by itself
+
     @app.errorhandler(404)
     def not_found(_: Any) -> Any:
         return json_error(404, "not_found", f"no route {request.path}")
@@ -116,7 +127,7 @@ def main() -> None:
     configure("gateway")
     settings = load_settings()
     app = create_app()
-    # Above this waitress answers 413 itself; below it the functions answer with JSON errors.
+    # Above this waitress answers 413 itself (as JSON, serving.py); below it the functions answer.
     body_limit = 2 * max(settings.max_inline_upload, settings.part_size) + 16 * 1024 * 1024
     log.info("gateway listening on http://%s:%d", settings.http_host, settings.http_port)
     serve(app, host=settings.http_host, port=settings.http_port, threads=16, max_request_body_size=body_limit,

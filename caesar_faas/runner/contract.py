@@ -65,7 +65,15 @@ REGIONS = "sources.reg"
 PREVIEW = "preview.png"
 JOB_LOG = "job.log"
 MANIFEST = "manifest.json"
-PRODUCT_NAMES = (CATALOG_CSV, CATALOG_VOT, CATALOG_JSON, REGIONS, PREVIEW, JOB_LOG, MANIFEST)
+# FITS maps a finder computes (aegean/BANE and pybdsf: background and rms; pybdsf: residual),
+# on the input's pixel grid with its WCS (catalog/fitsmaps.py).
+BACKGROUND_MAP = "background.fits"
+RMS_MAP = "rms.fits"
+RESIDUAL_MAP = "residual.fits"
+MAP_NAMES = (BACKGROUND_MAP, RMS_MAP, RESIDUAL_MAP)
+PRODUCT_NAMES = (CATALOG_CSV, CATALOG_VOT, CATALOG_JSON, REGIONS, PREVIEW, *MAP_NAMES, JOB_LOG, MANIFEST)
+# What every successful job leaves, whatever its finder (the maps depend on the finder).
+COMMON_PRODUCTS = tuple(name for name in PRODUCT_NAMES if name not in MAP_NAMES)
 
 
 def job_document(job: Record, transfer: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -147,8 +147,11 @@ class JobRun:
         rows = adapter.read_catalog(str(ctx.workdir), str(fetched.path), options)
         self.reporter.progress(85, f"catalogue normalised: {len(rows)} sources")
 
+        maps_of = getattr(adapter, "maps", None)
+        maps = maps_of(str(ctx.workdir), options) if callable(maps_of) else {}
         paths = write_catalog_products(rows, ctx.products_dir, image_path=fetched.path, hdu_index=hdu_index,
-                                       header=header, provenance=self._provenance(spec, options, fetched))
+                                       header=header, provenance=self._provenance(spec, options, fetched),
+                                       maps=maps)
         self.reporter.progress(90, "products written")
 
         upload_all(product_sink(ctx), paths)

@@ -16,6 +16,7 @@ MEDIA_TYPES = {
     ".json": "application/json",
     ".reg": "text/plain",  # DS9 regions: no registered type; text is what browsers show
     ".png": "image/png",
+    ".fits": "application/fits",
     ".log": "text/plain",
 }
 

@@ -20,13 +20,15 @@ from astropy.io import fits
 
 from ..catalog.csvfile import write_csv
 from ..catalog.ds9 import write_ds9
+from ..catalog.fitsmaps import write_map
+from ..catalog.frames import sky_frame
 from ..catalog.jsonfile import write_json
 from ..catalog.preview import write_preview
 from ..catalog.schema import COLUMNS
 from ..catalog.values import ordered_rows
-from ..catalog.votable import write_votable
+from ..catalog.votable import ImageParam, write_votable
 from ..storage.base import Storage
-from .contract import CATALOG_CSV, CATALOG_JSON, CATALOG_VOT, JOB_LOG, MANIFEST, PREVIEW, REGIONS
+from .contract import CATALOG_CSV, CATALOG_JSON, CATALOG_VOT, JOB_LOG, MANIFEST, MAP_NAMES, PREVIEW, REGIONS
 from .joblog import write_user_log
 from .manifest import manifest_entry, media_type, write_manifest
 from .presigned import TransferError, put_file
@@ -42,25 +44,66 @@ def beam_radius_arcsec(header: fits.Header, fallback: float = 5.0) -> float:
         return fallback
 
 
+def image_params(header: fits.Header, options: dict[str, Any]) -> list[ImageParam]:
+    """The image's frequency and the beam the finder used, as VOTable PARAMs (those known)."""
+    from .finders import UsageError
+    from .finders.fitsinfo import beam_for, frequency_for
+
+    out: list[ImageParam] = []
+    try:
+        frequency = frequency_for(header, options)
+    except Exception:  # noqa: BLE001 - a header without a readable frequency: no PARAM
+        frequency = None
+    if frequency is not None:
+        out.append(ImageParam("image_frequency", frequency, "Hz", "em.freq", "Observing frequency of the image"))
+    try:
+        beam = beam_for(header, options)
+    except (UsageError, ValueError, TypeError):
+        return out
+    out += [
+        ImageParam("beam_major", beam.bmaj * 3600.0, "arcsec", "phys.angSize.smajAxis;instr.beam",
+                   "Restoring beam major axis FWHM"),
+        ImageParam("beam_minor", beam.bmin * 3600.0, "arcsec", "phys.angSize.sminAxis;instr.beam",
+                   "Restoring beam minor axis FWHM"),
+        ImageParam("beam_pa", beam.bpa, "deg", "pos.posAng;instr.beam",
+                   "Restoring beam position angle, East of North"),
+    ]
+    return out
+
+
 def write_catalog_products(rows: Sequence[dict[str, Any]], out_dir: Path, *, image_path: Path,
-                           hdu_index: int, header: fits.Header, provenance: dict[str, Any]) -> list[Path]:
-    """Every catalogue product from the adapter's normalised rows. The preview is best effort: a
-    plotting problem must not cost the user the catalogue."""
+                           hdu_index: int, header: fits.Header, provenance: dict[str, Any],
+                           maps: dict[str, Path] | None = None) -> list[Path]:
+    """Every catalogue product from the adapter's normalised rows, then the finder's maps as FITS
+    with the input's WCS. The preview is best effort: a plotting problem must not cost the user
+    the catalogue."""
     out_dir.mkdir(parents=True, exist_ok=True)
     names = [column[0] for column in COLUMNS]
     clean = ordered_rows(rows, names)
+    frame = sky_frame(header)
+    options = provenance.get("options") or {}
     paths = [
         write_csv(clean, names, out_dir / CATALOG_CSV),
-        write_votable(clean, COLUMNS, provenance, out_dir / CATALOG_VOT),
+        write_votable(clean, COLUMNS, provenance, out_dir / CATALOG_VOT, frame=frame,
+                      image_params=image_params(header, options)),
         write_json(clean, COLUMNS, provenance, out_dir / CATALOG_JSON),
         write_ds9(clean, out_dir / REGIONS, circle_radius_arcsec=beam_radius_arcsec(header),
-                  title=f"{provenance.get('app', '')} sources, job {provenance.get('job_id', '')}"),
+                  title=f"{provenance.get('app', '')} sources, job {provenance.get('job_id', '')}", frame=frame.ds9),
     ]
     radius_pix = _beam_radius_pix(header)
     try:
-        paths.append(write_preview(image_path, hdu_index, clean, out_dir / PREVIEW, default_radius_pix=radius_pix))
+        title = f"{provenance.get('input_filename') or image_path.name} · {provenance.get('app', '')} · {len(clean)} sources"
+        paths.append(write_preview(image_path, hdu_index, clean, out_dir / PREVIEW, title=title,
+                                   default_radius_pix=radius_pix))
     except Exception:  # noqa: BLE001 - see docstring
         log.exception("the preview image could not be drawn; the other products are complete")
+    shape = (int(header.get("NAXIS2", 0)), int(header.get("NAXIS1", 0)))
+    for name in MAP_NAMES:
+        source = (maps or {}).get(name)
+        if source is not None:
+            written = write_map(source, header, shape, out_dir / name, finder=str(provenance.get("app", "")))
+            if written is not None:
+                paths.append(written)
     return paths
 
 

@@ -22,7 +22,9 @@ def _admin(who) -> None:
 @http.authenticated()
 def handle(req: http.Request, svc, who):
     parts = req.parts
-    if not parts and req.method == "GET":
+    if parts in ([], ["apps"]) and req.method != "GET":
+        raise http.method_not_allowed(req, "GET")
+    if not parts:
         user = req.arg("user")
         if user and user != who.owner or req.flag("all"):
             _admin(who)
@@ -35,7 +37,7 @@ def handle(req: http.Request, svc, who):
         return http.respond(200, {**accounting.for_user(snapshot, owner),
                                   "limits": quotas.limits_for(svc.store, owner, svc.settings).as_dict(),
                                   "usage": quotas.usage(svc.store, owner).as_dict()})
-    if parts == ["apps"] and req.method == "GET":
+    if parts == ["apps"]:
         _admin(who)
         snapshot = accounting.load(svc.store) or accounting.compute(svc.store, _now())
         return http.respond(200, {"apps": snapshot.get("apps", {}), "computed": snapshot.get("computed")})

@@ -15,8 +15,8 @@ except ImportError:  # local gateway and tests: the package is importable from t
 def handle(req: http.Request, svc, who):
     if caesar_rest.marked(req):
         return caesar_rest_jobs.cancel(req, svc, who)
-    if req.method not in ("POST", "DELETE"):
-        raise http.method_not_allowed(req, "POST, DELETE")
+    if req.method != "POST":
+        raise http.method_not_allowed(req, "POST")
     if len(req.parts) != 1:
         raise http.not_found("route")
     return http.respond(200, control.cancel(svc.store, svc.bus, who.owner, req.parts[0], admin=who.is_admin,

@@ -20,11 +20,15 @@ def handle(req: http.Request, svc, who):
         if req.method != "GET":
             raise http.method_not_allowed(req, "GET")
         return http.respond(200, files.list_files(
-            svc, who.owner, who.is_admin, limit=req.int_arg("limit", 100), cursor=req.arg("cursor"),
+            svc, who.owner, who.is_admin, limit=req.int_arg("limit", 100), cursor=req.arg("cursor") or None,
             all_users=req.flag("all"), tag=req.arg("tag")))
     if parts == ["ids"]:
+        if req.method != "GET":
+            raise http.method_not_allowed(req, "GET")
         return http.respond(200, {"file_ids": files.all_ids(svc, who.owner)})
-    if len(parts) == 2 and parts[1] == "delete" and req.method in ("GET", "POST"):
+    if len(parts) == 2 and parts[1] == "delete":
+        if req.method not in ("GET", "POST"):
+            raise http.method_not_allowed(req, "GET, POST")
         files.delete_file(svc, who.owner, who.is_admin, parts[0])
         return http.respond(200, {"uuid": parts[0], "status": "File deleted"})
     if len(parts) == 1:

@@ -22,9 +22,14 @@ def handle(req: http.Request, svc, who):
         raise http.not_found("route")
     wait = req.int_arg("wait", 0, low=0, high=60)
 
+    # An empty state= or cursor= is no filter and the first page (what a form with nothing chosen
+    # sends); the limit's bound is the library's, so both refusals say the same.
+    state, cursor = req.arg("state") or None, req.arg("cursor") or None
+    limit = req.int_arg("limit", 100, high=control.MAX_LIMIT)
+
     def load():
         return control.list_jobs(
-            svc.store, who.owner, state=req.arg("state"), app=req.arg("app"), tag=req.arg("tag"),
-            limit=req.int_arg("limit", 100), cursor=req.arg("cursor"), admin=who.is_admin and req.flag("all"))
+            svc.store, who.owner, state=state, app=req.arg("app"), tag=req.arg("tag"),
+            limit=limit, cursor=cursor, admin=who.is_admin and req.flag("all"))
 
     return http.respond(200, longpoll.wait_for_page_change(load, "jobs", wait=wait, since=req.arg("since")))

@@ -25,7 +25,7 @@ def handle(req: http.Request):
         return _metrics(req, svc)
     if req.parts:
         raise http.not_found("route")
-    if req.method not in ("POST", "GET"):
+    if req.method != "POST":  # a run changes state: never on a GET (prefetchers, crawlers)
         raise http.method_not_allowed(req, "POST")
     # Only a request without credentials is an anonymous trigger; bad credentials are a 401.
     who = http.caller(req, svc.settings) if req.header("Authorization") else None

@@ -14,7 +14,7 @@ except ImportError:  # local gateway and tests: the package is importable from t
     from caesar_faas.ops import drain
 
 
-@http.authenticated("GET", "POST")
+@http.authenticated()
 def handle(req: http.Request, svc, who):
     if req.method == "POST" and req.parts[1:] != ["complete"]:
         # New uploads only (a large upload whose parts are sent may complete), and before the
@@ -22,16 +22,20 @@ def handle(req: http.Request, svc, who):
         drain.require_accepting(svc.store)
     if caesar_rest.marked(req):
         return caesar_rest_files.upload(req, svc, who)
-    if req.method == "GET":
-        if len(req.parts) == 1:
-            return http.respond(200, uploads.resume(svc, who, req.parts[0]))
-        if req.parts:
-            raise http.not_found("route")
-        return http.respond(200, uploads.limits(svc.settings))
-    if len(req.parts) == 2 and req.parts[1] == "complete":
-        return http.respond(200, uploads.complete(svc, who, req.parts[0], req.json()))
-    if req.parts:
+    if len(req.parts) > 2 or len(req.parts) == 2 and req.parts[1] != "complete":
         raise http.not_found("route")
+    if len(req.parts) == 1:  # where an unfinished upload stands
+        if req.method != "GET":
+            raise http.method_not_allowed(req, "GET")
+        return http.respond(200, uploads.resume(svc, who, req.parts[0]))
+    if len(req.parts) == 2:
+        if req.method != "POST":
+            raise http.method_not_allowed(req, "POST")
+        return http.respond(200, uploads.complete(svc, who, req.parts[0], req.json()))
+    if req.method == "GET":
+        return http.respond(200, uploads.limits(svc.settings))
+    if req.method != "POST":
+        raise http.method_not_allowed(req, "GET, POST")
     if req.header("Content-Type").lower().startswith("application/json"):
         return http.respond(201, uploads.create(svc, who, req.json()))
     limit = svc.settings.max_inline_upload

@@ -1,15 +1,18 @@
 """Entry point of a function image: the python3-http contract (faas_contract.py) served by
-waitress on :5000 behind of-watchdog in http mode."""
+waitress on :5000 behind of-watchdog in http mode. waitress's own refusals (a body or headers
+too large, a request that does not parse) answer JSON like the functions (caesar_faas/serving.py,
+copied into every function's build context)."""
 
 import os
 
 from flask import Flask, request
-from waitress import serve
 
 from faas_contract import Context, Event, format_response, function_name
 from function import handler
+from function.caesar_faas.serving import json_http_errors, serve
 
 app = Flask(__name__)
+json_http_errors(app)
 METHODS = ["GET", "PUT", "POST", "PATCH", "DELETE"]
 
 try:  # the shared package, when the stack copies it in (every caesar function does)

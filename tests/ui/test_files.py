@@ -87,5 +87,5 @@ def test_download_and_delete_act_on_the_right_file(ui, images):
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Delete noise.fits").click()
     page.get_by_text("noise.fits deleted.").wait_for()
-    wait_for(lambda: file_row(page, "noise.fits").count() == 0, timeout=10, message="the row to go")
+    wait_for(lambda: file_row(page, "noise.fits").count() == 0, timeout=60, message="the row to go")
     assert ui.api("hal").get(ui.stack.url + "/function/files", timeout=10).json()["files"] == []

@@ -202,22 +202,22 @@ def test_filters_and_paging_of_the_jobs_table(ui, images):
             job_ids.append(resp.json()["job_id"])
         page = ui.signed_in(user)
         jobs = page.get_by_role("table", name="Jobs")
-        wait_for(lambda: jobs.locator("tbody tr[data-job-id]").count() == 11, timeout=30, message="11 rows")
+        wait_for(lambda: jobs.locator("tbody tr[data-job-id]").count() == 11, timeout=60, message="11 rows")
 
         page.get_by_label("Jobs per page").select_option("10")
-        wait_for(lambda: jobs.locator("tbody tr[data-job-id]").count() == 10, timeout=30, message="a page of 10")
+        wait_for(lambda: jobs.locator("tbody tr[data-job-id]").count() == 10, timeout=60, message="a page of 10")
         first_page = set(jobs.locator("tbody tr[data-job-id]").evaluate_all("rows => rows.map(r => r.dataset.jobId)"))
         page.get_by_role("button", name="Next page").last.click()
-        wait_for(lambda: jobs.locator("tbody tr[data-job-id]").count() == 1, timeout=30, message="the second page")
+        wait_for(lambda: jobs.locator("tbody tr[data-job-id]").count() == 1, timeout=60, message="the second page")
         last = jobs.locator("tbody tr[data-job-id]").get_attribute("data-job-id")
         assert first_page | {last} == set(job_ids) and last == job_ids[0]  # newest first
         page.get_by_role("button", name="Previous page").last.click()
-        wait_for(lambda: jobs.locator("tbody tr[data-job-id]").count() == 10, timeout=30, message="back to page 1")
+        wait_for(lambda: jobs.locator("tbody tr[data-job-id]").count() == 10, timeout=60, message="back to page 1")
 
         page.get_by_label("Filter by state").select_option("PENDING")
         wait_for(lambda: jobs.locator("tbody tr").count() > 0 and all(
             s == "PENDING" for s in jobs.locator("tbody tr").evaluate_all("rows => rows.map(r => r.dataset.state)")),
-            timeout=30, message="only PENDING rows")
+            timeout=60, message="only PENDING rows")
         page.get_by_label("Filter by state").select_option("")
         page.get_by_label("Filter by app").select_option("aegean")
         page.get_by_text("No job matches these filters.").wait_for()
@@ -238,6 +238,6 @@ def test_the_job_page_follows_a_running_job_and_cancels_it(ui, images):
     assert page.get_by_role("progressbar", name="Progress of this job").evaluate("bar => bar.value") == 10
     page.evaluate("window.notReloaded = true")
     page.get_by_role("button", name="Cancel job").click()
-    wait_for(lambda: state.inner_text() == "ABORTED", timeout=30, message="ABORTED on the job page")
+    wait_for(lambda: state.inner_text() == "ABORTED", timeout=60, message="ABORTED on the job page")
     assert page.evaluate("window.notReloaded") is True
     assert page.get_by_role("button", name="Cancel job").count() == 0

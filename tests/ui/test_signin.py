@@ -13,7 +13,7 @@ from tests.ui.conftest import HTTP_ERROR, OIDC_USER, token_for
 
 
 def banner_link(stack) -> str:
-    found = wait_for(lambda: re.search(r"(http://\S+/#token=\S+)", stack.output.read_text()), timeout=30,
+    found = wait_for(lambda: re.search(r"(http://\S+/#token=\S+)", stack.output.read_text()), timeout=60,
                      message="the banner's sign-in link")
     return found.group(1)
 

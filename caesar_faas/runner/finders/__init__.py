@@ -9,6 +9,9 @@ Each adapter module exposes:
         May write small argument files into workdir.
     read_catalog(workdir: str, image_path: str, options: dict) -> list[dict]
         the finder's output as rows of caesar_faas.catalog.schema (normalised, ids from 1).
+    maps(workdir: str, options: dict) -> dict[str, Path]   (optional)
+        the maps the finder computed, by product name (runner/contract.py MAP_NAMES), that exist;
+        the runner writes them as FITS products with the input's WCS.
     cleanup(workdir: str) -> None   (optional)
         remove what a run may leave outside the work folder when it was killed; call it after
         the finder processes have ended, whatever the outcome. Use cleanup_after() below.

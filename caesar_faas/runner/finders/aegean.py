@@ -110,6 +110,13 @@ def read_catalog(workdir: str, image_path: str, options: dict[str, Any]) -> list
     return rows
 
 
+def maps(workdir: str, options: dict[str, Any]) -> dict[str, Path]:
+    """BANE's background and noise maps, when BANE ran (neither forced)."""
+    found = {"background.fits": Path(workdir) / f"{BANE_BASE}_bkg.fits",
+             "rms.fits": Path(workdir) / f"{BANE_BASE}_rms.fits"}
+    return {name: path for name, path in found.items() if path.exists()}
+
+
 def shm_id(workdir: str) -> str:
     """The id of this job's BANE shared-memory segments: fixed by the work folder."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, "caesar-faas:bane:" + os.path.realpath(workdir)))

@@ -21,6 +21,9 @@ from .fitsinfo import beam_for, frequency_for, image_info
 
 CATALOG = "pybdsf_catalog.fits"
 RESULT = "pybdsf_result.json"
+# PyBDSF's export_image types -> the map products (pybdsf_main.py writes them when it can).
+MAP_EXPORTS = {"background.fits": ("mean", "pybdsf_mean.fits"), "rms.fits": ("rms", "pybdsf_rms.fits"),
+               "residual.fits": ("gaus_resid", "pybdsf_resid.fits")}
 RMS_MAP = {"auto": None, "map": True, "const": False}
 # S_Code -> flags: S single-Gaussian source, M multi-Gaussian, C shares its island with others.
 S_CODE_FLAGS = {"S": 0, "M": 1, "C": 2}
@@ -69,8 +72,14 @@ def argv(image_path: str, options: dict[str, Any], workdir: str) -> list[list[st
         "catalog_type": options["catalog_type"],
         "catalog": str(out / CATALOG),
         "result": str(out / RESULT),
+        "maps": {img_type: str(out / filename) for img_type, filename in MAP_EXPORTS.values()},
     })
     return [entry_argv("pybdsf_main", args)]
+
+
+def maps(workdir: str, options: dict[str, Any]) -> dict[str, Path]:
+    found = {name: Path(workdir) / filename for name, (_, filename) in MAP_EXPORTS.items()}
+    return {name: path for name, path in found.items() if path.exists()}
 
 
 def read_catalog(workdir: str, image_path: str, options: dict[str, Any]) -> list[dict[str, Any]]:

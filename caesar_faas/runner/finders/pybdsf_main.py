@@ -2,7 +2,8 @@
 
 Usage: python -P pybdsf_main.py <args.json>
 args: {"image", "process": {bdsf.process_image keyword arguments}, "catalog_type",
-       "catalog": output FITS path, "result": output JSON path}
+       "catalog": output FITS path, "result": output JSON path,
+       "maps": {export_image img_type: output FITS path} (optional)}
 Standalone on purpose (imports only bdsf): see argsfile.py.
 """
 
@@ -31,6 +32,11 @@ def main(argv: list[str]) -> int:
     if rows > 0:
         img.write_catalog(outfile=args["catalog"], format="fits", catalog_type=args["catalog_type"],
                           clobber=True)
+    for img_type, path in (args.get("maps") or {}).items():
+        try:  # a map PyBDSF did not make (e.g. no rms map with rms_map=False) is not an error
+            img.export_image(outfile=path, img_type=img_type, clobber=True)
+        except Exception as exc:  # noqa: BLE001
+            print(f"pybdsf: no {img_type} map ({type(exc).__name__}: {exc})")
     with open(args["result"], "w") as fh:
         json.dump({"nsources": nsrc, "ngaussians": ngaus, "rows": rows}, fh)
     print(f"pybdsf: {nsrc} sources, {ngaus} gaussians")
