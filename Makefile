@@ -5,7 +5,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint venv token clean
+.PHONY: run test lint venv token clean rebuild-accounting
 
 venv: $(STAMP)
 
@@ -28,6 +28,11 @@ lint: $(STAMP)
 
 token: $(STAMP)
 	$(PY) -m caesar_faas.tokens $(ARGS)
+
+# Recount the accounting totals from the records (after an upgrade, or to repair them); the
+# store is CAESAR_DB_URL, else the SQLite file under CAESAR_HOME (default ./var).
+rebuild-accounting: $(STAMP)
+	$(PY) -m caesar_faas.store.rebuild
 
 clean:
 	rm -rf $(VENV) var build

@@ -2,28 +2,58 @@
 
 Secrets are read from files under /var/openfaas/secrets/<name> first (how OpenFaaS mounts them),
 then from the environment, so no secret ever needs to live in stack.yml or the repo.
+
+Both are read once per process and then only again when they change: load_settings() returns
+the same Settings while the CAESAR_* environment and the secret files' (mtime, size) stay the
+same, and a secret file is re-read only when its stat changes, so a request costs a few stat
+calls, not file reads (Kubernetes rotates a mounted secret by replacing the file).
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 SECRETS_DIR = Path(os.environ.get("CAESAR_SECRETS_DIR", "/var/openfaas/secrets"))
 
 MIB = 1024 * 1024
 
 
-def read_secret(name: str, env: str) -> str | None:
-    """Secret `name` from the OpenFaaS secrets folder, else env var `env`, else None."""
-    path = SECRETS_DIR / name
+_secret_cache: dict[Path, tuple[tuple[int, int], str]] = {}
+_secret_names: dict[str, None] = {}  # every secret asked for (ordered): a change to any makes new Settings
+_cache_lock = threading.Lock()
+
+
+def _stat_key(path: Path | str) -> tuple[int, int] | None:
     try:
-        value = path.read_text().strip()
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_mtime_ns, info.st_size
+
+
+def read_secret(name: str, env: str) -> str | None:
+    """Secret `name` from the OpenFaaS secrets folder, else env var `env`, else None. The file
+    is read again only when its (mtime, size) changed since the last read."""
+    _secret_names.setdefault(name)
+    path = SECRETS_DIR / name
+    key = _stat_key(path)
+    if key is not None:
+        cached = _secret_cache.get(path)
+        if cached is not None and cached[0] == key:
+            value: str | None = cached[1]
+        else:
+            try:
+                value = path.read_text().strip()
+            except OSError:
+                value = ""
+            with _cache_lock:
+                _secret_cache[path] = (key, value)
         if value:
             return value
-    except OSError:
-        pass
     value = os.environ.get(env, "").strip()
     return value or None
 
@@ -111,8 +141,35 @@ class Settings:
         return self.home / "jobs"
 
 
+_settings_cache: tuple[Any, Settings] | None = None
+
+
+def _fingerprint() -> tuple[Any, ...]:
+    """What Settings are made of: the environment and the secret files' stats. The raw
+    environment (os.environ's bytes dict on CPython) is copied and compared in C, about 100
+    times cheaper than decoding every variable."""
+    raw = getattr(os.environ, "_data", None)
+    env = tuple(raw.items()) if isinstance(raw, dict) else tuple(os.environ.items())
+    folder = str(SECRETS_DIR)
+    return folder, env, tuple(_stat_key(os.path.join(folder, name)) for name in _secret_names)
+
+
 def load_settings() -> Settings:
-    """Read the environment now (functions call this per request: env may change in tests)."""
+    """The settings of the current environment; built once and reused until the CAESAR_*
+    environment or a secret file changes (functions call this per request; tests change env)."""
+    global _settings_cache
+    key = _fingerprint()
+    cached = _settings_cache
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    settings = _read_settings()
+    after = _fingerprint()  # reading may have added secrets to watch
+    if after[:2] == key[:2] and after[2][:len(key[2])] == key[2]:  # nothing changed meanwhile
+        _settings_cache = (after, settings)
+    return settings
+
+
+def _read_settings() -> Settings:
     home = Path(env_str("CAESAR_HOME", "./var")).resolve()
     http_host = env_str("CAESAR_HTTP_HOST", "127.0.0.1")
     http_port = env_int("CAESAR_HTTP_PORT", 8080)

@@ -1,12 +1,14 @@
 """Streaming multipart/form-data parsing for inline uploads.
 
-The file part is written to a temporary file while its sha256 and size are computed, in one pass
-and in chunks, so a 256 MiB upload never sits in memory as a whole.
+The file part is written to a temporary file while its sha256, size and (when the storage
+will take the spool file as it is) the storage's md5 etag are computed, in one pass and in
+chunks, so a 256 MiB upload never sits in memory as a whole and is never read back to hash it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import tempfile
 from dataclasses import dataclass
 from typing import IO, Any, BinaryIO
@@ -18,19 +20,31 @@ from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
 
 class HashingSpool:
-    """A temp file that hashes what is written to it."""
+    """A temp file that hashes what is written to it. close() removes the file unless it was
+    handed over (moved into storage, see files.store_upload)."""
 
-    def __init__(self, directory: str | None) -> None:
-        self.file: IO[bytes] = tempfile.NamedTemporaryFile(dir=directory, prefix="upload-", delete=True)
+    def __init__(self, directory: str | None, *, md5: bool = False) -> None:
+        fd, self.name = tempfile.mkstemp(dir=directory, prefix=".upload-")
+        self.file: IO[bytes] = os.fdopen(fd, "w+b")
         self.sha256 = hashlib.sha256()
+        self.md5 = hashlib.md5(usedforsecurity=False) if md5 else None
         self.size = 0
 
     def write(self, data: bytes) -> int:
         self.sha256.update(data)
+        if self.md5 is not None:
+            self.md5.update(data)
         self.size += len(data)
         return self.file.write(data)
 
-    def __getattr__(self, name: str) -> Any:  # seek, read, tell, close, flush, name ...
+    def close(self) -> None:
+        self.file.close()
+        try:
+            os.unlink(self.name)
+        except FileNotFoundError:
+            pass  # handed over to the storage (renamed), or closed twice
+
+    def __getattr__(self, name: str) -> Any:  # seek, read, tell, flush ...
         return getattr(self.file, name)
 
 
@@ -41,7 +55,12 @@ class UploadedFile:
 
     @property
     def path(self) -> str:
-        return self.spool.file.name
+        return self.spool.name
+
+    @property
+    def md5(self) -> str | None:
+        """The storage etag of a file:// object, when the spool computed it."""
+        return self.spool.md5.hexdigest() if self.spool.md5 is not None else None
 
     @property
     def sha256(self) -> str:
@@ -53,7 +72,8 @@ class UploadedFile:
 
 
 def parse_upload(stream: BinaryIO, content_type: str, content_length: str | None, *, max_bytes: int,
-                 limit_message: str, spool_dir: str | None = None) -> tuple[dict[str, str], UploadedFile]:
+                 limit_message: str, spool_dir: str | None = None,
+                 md5: bool = False) -> tuple[dict[str, str], UploadedFile]:
     """Fields and the `file` part of a multipart body. 415 when not multipart, 400 without a
     file part, 413 over max_bytes (checked on Content-Length first, then while reading)."""
     if not content_type.lower().startswith("multipart/form-data"):
@@ -64,7 +84,7 @@ def parse_upload(stream: BinaryIO, content_type: str, content_length: str | None
     spools: list[HashingSpool] = []
 
     def factory(total_content_length: Any, content_type: Any, filename: Any, content_length: Any = None) -> Any:
-        spool = HashingSpool(spool_dir)
+        spool = HashingSpool(spool_dir, md5=md5)
         spools.append(spool)
         return spool
 

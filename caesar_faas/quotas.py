@@ -126,13 +126,18 @@ def set_limits(store: Store, owner: str, changes: Any) -> dict[str, int]:
 
 
 def usage(store: Store, owner: str) -> Usage:
-    """What `owner` uses now: stored files and bytes, queued (PENDING) and running jobs."""
-    files_where = {"owner": owner, "status": {"in": COUNTED_FILE_STATUSES}}
+    """What `owner` uses now: stored files and bytes, queued (PENDING) and running jobs, read
+    from the running totals the store keeps (one small record, whatever the number of files)."""
+    from .store.totals import USER, split
+
+    found = store.totals(USER, owner)
+    counts = found[0]["counts"] if found else {}
+    files, sizes, states = (split(counts, group) for group in ("files_by_status", "bytes_by_status", "jobs_by_state"))
     return Usage(
-        bytes=int(store.sum("files", "size", files_where)),
-        files=store.count("files", files_where),
-        queued_jobs=store.count("jobs", {"owner": owner, "state": PENDING}),
-        running_jobs=store.count("jobs", {"owner": owner, "state": {"in": RUNNING_STATES}}),
+        bytes=sum(sizes.get(status, 0) for status in COUNTED_FILE_STATUSES),
+        files=sum(files.get(status, 0) for status in COUNTED_FILE_STATUSES),
+        queued_jobs=states.get(PENDING, 0),
+        running_jobs=sum(states.get(state, 0) for state in RUNNING_STATES),
     )
 
 
@@ -171,7 +176,7 @@ def check_submit(store: Store, owner: str, timeout: int | None, settings: Settin
         if timeout > limits.max_job_timeout:
             raise _refuse(PayloadTooLarge, "max_job_timeout", timeout, limits.max_job_timeout, timeout)
         effective = timeout
-    queued = store.count("jobs", {"owner": owner, "state": PENDING})
+    queued = usage(store, owner).queued_jobs
     if queued + 1 > limits.queued_jobs:
         raise _refuse(TooManyRequests, "queued_jobs", queued, limits.queued_jobs, 1,
                       headers={"Retry-After": str(QUEUE_RETRY_AFTER)})

@@ -63,10 +63,18 @@ _lock = threading.Lock()
 _cache: dict[Settings, Services] = {}
 
 
+_last: tuple[Settings, Services] | None = None
+
+
 def services() -> Services:
+    global _last
     settings = load_settings()
+    last = _last
+    if last is not None and last[0] is settings:  # the usual case: nothing changed since the last call
+        return last[1]
     with _lock:
         found = _cache.get(settings)
         if found is None:
             found = _cache[settings] = Services(settings)
+        _last = (settings, found)
         return found

@@ -343,7 +343,7 @@ def expire(svc: Any, now: float, batch: int = 100) -> int:
 
     count = 0
     for status in ("pending", "invalid"):
-        for record in svc.store.find("files", {"status": status, "expires": {"lt": now}}, limit=batch):
+        for record in svc.store.find("files", {"status": status, "expires": {"lt": now}}, limit=batch, order="expires"):
             if svc.store.update("files", record["id"], {"status": "deleting"}, expect={"status": status}):
                 finish_delete(svc, {**record, "status": "deleting"})
                 count += 1

@@ -1,6 +1,7 @@
 """Accounting: after a scripted mix of uploads, deletions and jobs, compute() equals the truth
-kept by the script itself (an independent running ledger, percentiles from numpy); plus the
-definitions on a small hand-checked case and the save/load round trip."""
+kept by the script itself (an independent running ledger, percentiles from numpy, which the
+duration histogram gives within RUN_TIME_TOLERANCE); plus the definitions on a small
+hand-checked case and the save/load round trip."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from caesar_faas.ids import new_id
 USERS = ["alice", "bob@example.org", "carol.smith"]  # dots and @: fine as owners, not as Mongo keys
 APPS = ["sep", "aegean", "pybdsf"]
 FINAL = ["SUCCESS", "FAILURE", "TIMED-OUT", "ABORTED"]
+RUN_TIME_TOLERANCE = 0.04  # one duration bucket is 3.7% wide (store.totals.BUCKETS_PER_DECADE)
 
 
 @pytest.fixture(params=["sqlite_store", "mongomock_store"])
@@ -124,8 +126,8 @@ def test_scripted_mix_matches_the_truth(store):
         assert figures["success_rate"] == pytest.approx(states["SUCCESS"] / finished)
         runs = truth.app_runs[app]
         assert figures["run_time"]["count"] == len(runs) == states["SUCCESS"]
-        assert figures["run_time"]["median"] == pytest.approx(float(np.median(runs)))
-        assert figures["run_time"]["p95"] == pytest.approx(float(np.percentile(runs, 95)))
+        assert figures["run_time"]["median"] == pytest.approx(float(np.median(runs)), rel=RUN_TIME_TOLERANCE)
+        assert figures["run_time"]["p95"] == pytest.approx(float(np.percentile(runs, 95)), rel=RUN_TIME_TOLERANCE)
     assert snapshot["totals"]["jobs"] == store.count("jobs")
     assert snapshot["totals"]["bytes"] == (sum(sum(f.values()) for f in truth.files.values())
                                            + sum(sum(f.values()) for f in truth.refused.values()))
@@ -169,7 +171,8 @@ def test_definitions_on_a_small_case(store):
     assert carol == {**carol, "files": 1, "bytes": 7, "jobs": 0, "last_activity": 50.0}
     sep, aegean = snapshot["apps"][1], snapshot["apps"][0]
     assert sep["success_rate"] == 0.8  # 4 of 5: ABORTED does not count
-    assert sep["run_time"] == {"count": 4, "median": 25.0, "p95": 38.5}
+    assert sep["run_time"] == {"count": 4, "median": pytest.approx(25.0, rel=RUN_TIME_TOLERANCE),
+                               "p95": pytest.approx(38.5, rel=RUN_TIME_TOLERANCE)}
     assert aegean["success_rate"] == 0.0 and aegean["run_time"] == {"count": 0, "median": None, "p95": None}
     assert snapshot["generated"] == 1000.0
 

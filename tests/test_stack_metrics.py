@@ -18,9 +18,6 @@ from caesar_faas.store.sqlite import SQLiteStore
 from tests.helpers import wait_for
 from tests.synth import make_image
 
-needs_totals = pytest.mark.skipif(not hasattr(SQLiteStore, "totals"),
-                                  reason="waits on the store's running totals (issue 11)")
-
 
 def scrape(stack) -> dict[str, list]:
     resp = stack.client("prom", ("metrics",)).get(stack.url + "/function/monitor/metrics", timeout=30)
@@ -121,7 +118,6 @@ def test_end_of_job_counters_agree_with_the_store(stack, mix):
     assert value(samples, "caesar_intake_open") == 1
 
 
-@needs_totals
 def test_store_gauges_and_capacity_agree_with_the_store(stack, mix):
     store, _ = mix
     samples = scrape(stack)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -101,8 +103,50 @@ def _verifying_key(token: str, settings: Settings, jwks: JwksCache | None) -> tu
     raise _Refused(f"algorithm {alg!r} not accepted")
 
 
+# Verified tokens, so a client sending the same token request after request is checked once per
+# minute, not on every request (two base64 decodes, a JSON parse and an HMAC or RSA check were
+# most of a status request's time). An entry lives until the token expires or VERIFIED_MAX_AGE,
+# whichever is first, and only for the verification settings it was checked with.
+VERIFIED_MAX_AGE = 60.0
+VERIFIED_CACHE_SIZE = 4096
+_verified: OrderedDict[tuple[Any, ...], tuple[float, Principal]] = OrderedDict()
+_verified_lock = threading.Lock()
+
+
+def forget_verified() -> None:
+    with _verified_lock:
+        _verified.clear()
+
+
+def _cache_key(token: str, settings: Settings) -> tuple[Any, ...]:
+    return (token, settings.jwt_secret, settings.jwks_url, settings.jwt_audience, settings.jwt_issuer,
+            settings.roles_claim)
+
+
 def verify_token(token: str, settings: Settings, *, jwks: JwksCache | None = None) -> Principal:
-    """The principal a valid token names; raises Unauthorized otherwise."""
+    """The principal a valid token names; raises Unauthorized otherwise. A token verified in
+    the last minute (and not expired since) is answered from memory; an explicit `jwks` (tests)
+    always verifies."""
+    if jwks is not None:
+        return _verify(token, settings, jwks)[0]
+    key = _cache_key(token, settings)
+    now = time.monotonic()
+    with _verified_lock:
+        hit = _verified.get(key)
+        if hit is not None and hit[0] > now:
+            _verified.move_to_end(key)
+            return hit[1]
+    principal, expires = _verify(token, settings, None)
+    until = now + min(VERIFIED_MAX_AGE, expires + LEEWAY_SECONDS - time.time())
+    with _verified_lock:
+        _verified[key] = (until, principal)
+        while len(_verified) > VERIFIED_CACHE_SIZE:
+            _verified.popitem(last=False)
+    return principal
+
+
+def _verify(token: str, settings: Settings, jwks: JwksCache | None) -> tuple[Principal, float]:
+    """(principal, exp) of a valid token; raises Unauthorized otherwise."""
     try:
         key, alg = _verifying_key(token, settings, jwks)
         audience = _split(settings.jwt_audience)
@@ -124,7 +168,7 @@ def verify_token(token: str, settings: Settings, *, jwks: JwksCache | None = Non
         owner = claims.get("sub")
         if not isinstance(owner, str) or not is_valid_owner(owner):
             raise _Refused("sub missing or not a safe owner id")
-        return make_principal(owner, roles_from_claims(claims, settings.roles_claim))
+        return make_principal(owner, roles_from_claims(claims, settings.roles_claim)), float(exp)
     except _Refused as exc:
         log.debug("bearer token refused: %s", exc)
         raise unauthorized() from None

@@ -155,6 +155,10 @@ def cache_for(url: str) -> JwksCache:
 
 
 def reset_caches() -> None:
-    """Forget every cached provider (tests, or after a configuration change)."""
+    """Forget every cached provider and every verified token (tests, or after a configuration
+    change)."""
+    from .bearer import forget_verified  # bearer imports this module
+
     with _caches_lock:
         _caches.clear()
+    forget_verified()

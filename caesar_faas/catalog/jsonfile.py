@@ -18,6 +18,8 @@ def write_json(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str,
         "sources": list(rows),
         "provenance": provenance,
     }
+    # dumps, not dump: only a one-shot encode uses the C encoder (5x faster for a big catalogue).
+    text = json.dumps(doc, allow_nan=False, separators=(",", ":"))
     with open(path, "w", encoding="utf-8") as fh:
-        json.dump(doc, fh, allow_nan=False, separators=(",", ":"))
+        fh.write(text)
     return path

@@ -7,6 +7,11 @@ into one, f chosen so the panel is at most MAX_PANEL pixels), from the memory-ma
 of f rows at a time, so memory is bounded by the preview, not the image. Block averages, unlike
 every f-th pixel, keep faint sources and do not alias the noise. Drawing uses matplotlib's Agg
 canvas directly (no pyplot: no global figure state, no backend selection at import).
+
+Two steps, so the runner does most of it while the finder runs (runner/background.py):
+`prepare` needs only the image (read, binned, stretched, axes, grid and colour bar drawn and
+composited over the pixels); `draw` adds what needs the catalogue (the marks and the title), on
+a plain transparent layer with the same panel geometry, which costs a fraction of the WCS axes.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +31,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
 from matplotlib.collections import EllipseCollection
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 from PIL import Image as PILImage
 
 from .frames import sky_frame
@@ -192,17 +199,50 @@ def _rgb(image: np.ndarray, norm: ImageNormalize, zoom: int) -> np.ndarray:
     return rgb[::-1]  # row 0 at the bottom, as FITS and the axes have it
 
 
-def write_preview(image_path: Path, hdu_index: int, rows: Sequence[dict[str, Any]], path: Path, *,
-                  title: str = "", max_pixels: int = MAX_PANEL, default_radius_pix: float = 3.0) -> Path:
+@dataclass(frozen=True)
+class Prepared:
+    """The preview without the catalogue: pixels, axes, grid and colour bar, composited."""
+
+    base: np.ndarray  # (height, width, 3) uint8
+    f: int  # image pixels per binned pixel, on each side
+    zoom: int  # panel pixels per binned pixel
+    shape: tuple[int, int]  # the binned image's (ny, nx)
+    wcs: WCS | None  # of the binned grid
+    name: str  # the image's file name: the title when none is given
+
+    @property
+    def size(self) -> tuple[int, int]:
+        height, width = self.base.shape[:2]
+        return width, height
+
+    def panel_rect(self) -> tuple[float, float, float, float]:
+        width, height = self.size
+        ny, nx = self.shape
+        return (LEFT / width, BOTTOM / height, nx * self.zoom / width, ny * self.zoom / height)
+
+
+def _figure(width: int, height: int) -> tuple[Figure, FigureCanvasAgg]:
+    fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI)
+    canvas = FigureCanvasAgg(fig)
+    fig.patch.set_alpha(0.0)  # transparent: composited over the pixels and white below
+    return fig, canvas
+
+
+def _limit_view(ax: Any, shape: tuple[int, int]) -> None:
+    ny, nx = shape
+    ax.set_xlim(-0.5, nx - 0.5)
+    ax.set_ylim(-0.5, ny - 0.5)
+
+
+def prepare(image_path: Path, hdu_index: int, max_pixels: int = MAX_PANEL) -> Prepared:
+    """Everything that needs the image but not the catalogue."""
     image, f, header = read_binned(image_path, hdu_index, min(max_pixels, MAX_PANEL))
     low, high = _limits(image)
     ny, nx = image.shape
     zoom = max(1, math.ceil(MIN_PANEL / max(nx, ny)))  # panel pixels per binned pixel
     panel_w, panel_h = nx * zoom, ny * zoom
     width, height = int(panel_w + LEFT + RIGHT), int(panel_h + BOTTOM + TOP)  # <= MAX_SIDE
-    fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI)
-    canvas = FigureCanvasAgg(fig)
-    fig.patch.set_alpha(0.0)  # transparent: composited over the pixels and white below
+    fig, canvas = _figure(width, height)
     norm = ImageNormalize(vmin=low, vmax=high, stretch=AsinhStretch(0.1), clip=True)
     rect = (LEFT / width, BOTTOM / height, panel_w / width, panel_h / height)
     wcs = binned_wcs(header, f)
@@ -222,24 +262,49 @@ def write_preview(image_path: Path, hdu_index: int, rows: Sequence[dict[str, Any
         ax.set_xlabel("x (pixel)")
         ax.set_ylabel("y (pixel)")
     ax.patch.set_visible(False)
-    offsets, widths, heights, angles = _shapes(rows, wcs, f, zoom, default_radius_pix)
+    _limit_view(ax, (ny, nx))
+    cax = fig.add_axes(((LEFT + panel_w + 20) / width, BOTTOM / height, 18 / width, panel_h / height))
+    bar = fig.colorbar(ScalarMappable(norm=norm, cmap="gray"), cax=cax)
+    # Ticks evenly spaced along the bar, not in value: under the asinh stretch the default ticks
+    # crowd at the top and their labels overprint.
+    bar.set_ticks([float(v) for v in np.atleast_1d(norm.inverse(np.linspace(0.0, 1.0, 7)))])
+    bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:.3g}"))
+    bar.set_label(_unit(header))
+    canvas.draw()
+    # matplotlib draws only the frame, coordinates, grid and texts; the pixels are put under
+    # them here, one panel pixel each (its own image drawing resamples, 10x slower).
+    base = np.full((height, width, 3), 255, dtype=np.uint8)
+    base[TOP:TOP + panel_h, LEFT:LEFT + panel_w] = _rgb(image, norm, zoom)
+    return Prepared(_over(np.asarray(canvas.buffer_rgba()), base), f, zoom, (ny, nx), wcs, image_path.name)
+
+
+def draw(prepared: Prepared, rows: Sequence[dict[str, Any]], path: Path, *, title: str = "",
+         default_radius_pix: float = 3.0) -> Path:
+    """The marks of `rows` and the title over the prepared preview, written to `path` as PNG."""
+    width, height = prepared.size
+    fig, canvas = _figure(width, height)
+    # A plain axes over the same panel with the same limits: the binned pixel grid maps to the
+    # same panel pixels as under the WCS axes (whose frame and grid are already in the base).
+    ax = fig.add_axes(prepared.panel_rect())
+    ax.set_axis_off()
+    _limit_view(ax, prepared.shape)
+    offsets, widths, heights, angles = _shapes(rows, prepared.wcs, prepared.f, prepared.zoom, default_radius_pix)
     if len(offsets):
         ax.add_collection(EllipseCollection(widths, heights, angles, units="xy", offsets=offsets,
                                             offset_transform=ax.transData, facecolors="none",
                                             edgecolors="lime", linewidths=0.8))
-    ax.set_xlim(-0.5, nx - 0.5)
-    ax.set_ylim(-0.5, ny - 0.5)
-    cax = fig.add_axes(((LEFT + panel_w + 20) / width, BOTTOM / height, 18 / width, panel_h / height))
-    fig.colorbar(ScalarMappable(norm=norm, cmap="gray"), cax=cax).set_label(_unit(header))
-    binning = f" (binned {f}x{f})" if f > 1 else ""
-    fig.suptitle(f"{title or image_path.name}{binning}", y=1 - 12 / height, fontsize=12)
+    binning = f" (binned {prepared.f}x{prepared.f})" if prepared.f > 1 else ""
+    fig.suptitle(f"{title or prepared.name}{binning}", y=1 - 12 / height, fontsize=12)
     canvas.draw()
-    # matplotlib draws only the frame, coordinates, grid, marks and texts; the pixels are put
-    # under them here, one panel pixel each (its own image drawing resamples, 10x slower).
-    base = np.full((height, width, 3), 255, dtype=np.uint8)
-    base[TOP:TOP + panel_h, LEFT:LEFT + panel_w] = _rgb(image, norm, zoom)
-    PILImage.fromarray(_over(np.asarray(canvas.buffer_rgba()), base)).save(path, format="PNG", compress_level=1)
+    PILImage.fromarray(_over(np.asarray(canvas.buffer_rgba()), prepared.base)).save(
+        path, format="PNG", compress_level=1)
     return path
+
+
+def write_preview(image_path: Path, hdu_index: int, rows: Sequence[dict[str, Any]], path: Path, *,
+                  title: str = "", max_pixels: int = MAX_PANEL, default_radius_pix: float = 3.0) -> Path:
+    return draw(prepare(image_path, hdu_index, max_pixels), rows, path, title=title,
+                default_radius_pix=default_radius_pix)
 
 
 def _over(layer: np.ndarray, base: np.ndarray) -> np.ndarray:

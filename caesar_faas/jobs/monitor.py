@@ -217,7 +217,7 @@ def _redispatch(store: Store, bus: Any, settings: Settings, now: float, batch: i
 
 def _expire(store: Store, backend: Backend, storage: Any, now: float, batch: int,
             summary: dict[str, Any]) -> None:
-    for job in store.find(COLLECTION, {"expires": {"lt": now}, "active": False}, limit=batch):
+    for job in store.find(COLLECTION, {"expires": {"lt": now}, "active": False}, limit=batch, order="expires"):
         if job["state"] not in TERMINAL:
             continue
         if _guard(summary, job, _expire_one, store, backend, storage, job, now):

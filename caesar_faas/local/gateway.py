@@ -23,6 +23,7 @@ from .stack import Stack, load_stack
 log = logging.getLogger("caesar.gateway")
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+RECV_BYTES = 1024 * 1024
 
 
 def health() -> tuple[dict[str, str], bool]:
@@ -130,8 +131,11 @@ def main() -> None:
     # Above this waitress answers 413 itself (as JSON, serving.py); below it the functions answer.
     body_limit = 2 * max(settings.max_inline_upload, settings.part_size) + 16 * 1024 * 1024
     log.info("gateway listening on http://%s:%d", settings.http_host, settings.http_port)
+    # recv_bytes: read large bodies in 1 MiB gulps, not waitress's default 8 KiB (a 200 MB inline
+    # upload was 25,000 recv calls and as many buffer appends).
     serve(app, host=settings.http_host, port=settings.http_port, threads=16, max_request_body_size=body_limit,
-          channel_timeout=300, ident="caesar-gateway", clear_untrusted_proxy_headers=True)
+          channel_timeout=300, ident="caesar-gateway", clear_untrusted_proxy_headers=True,
+          recv_bytes=RECV_BYTES)
 
 
 if __name__ == "__main__":

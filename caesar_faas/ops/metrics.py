@@ -21,6 +21,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from ..apps.registry import list_apps
 from ..jobs.states import ALL, PENDING, RUNNING, STARTED
 from ..quotas import COUNTED_FILE_STATUSES
+from ..store import totals
 from ..store.base import Store
 from . import capacity, drain, ended, jetstream
 
@@ -31,39 +32,23 @@ METRIC_NAMES = frozenset({
     "caesar_job_duration_seconds", "caesar_dispatch_latency_seconds", "caesar_capacity_needed_cores",
     "caesar_files", "caesar_storage_bytes", "caesar_nats_up", "caesar_connector_pending",
     "caesar_events_dead_letters_total"})
-# Those read from the store's running totals: absent on a store without them.
+# Those read from the store's running totals (O(apps + users) documents per scrape).
 FROM_TOTALS = frozenset({"caesar_jobs", "caesar_queue_depth", "caesar_capacity_needed_cores", "caesar_files",
                          "caesar_storage_bytes"})
 SEP = "|"
 
 
-def _split(counts: dict[str, int], group: str) -> dict[str, int]:
-    try:  # the running totals' own key decoding (store/totals.py, issue 11)
-        from ..store import totals  # type: ignore[attr-defined,unused-ignore]
-
-        return dict(totals.split(counts, group))
-    except ImportError:
-        prefix = group + SEP
-        return {key[len(prefix):]: value for key, value in counts.items() if key.startswith(prefix)}
+def job_counts(store: Store) -> dict[str, dict[str, int]]:
+    """{app: {state: jobs}} from the store's running totals (one document per app)."""
+    return {doc["name"]: totals.split(doc.get("counts") or {}, "jobs_by_state") for doc in store.totals("app")}
 
 
-def job_counts(store: Store) -> dict[str, dict[str, int]] | None:
-    """{app: {state: jobs}} from the running totals; None on a store without them."""
-    reader = getattr(store, "totals", None)
-    if reader is None:
-        return None
-    return {doc["name"]: _split(doc.get("counts") or {}, "jobs_by_state") for doc in reader("app")}
-
-
-def file_totals(store: Store) -> tuple[int, int] | None:
+def file_totals(store: Store) -> tuple[int, int]:
     """(files, bytes) stored, as quotas count them (ready and pending), over every user."""
-    reader = getattr(store, "totals", None)
-    if reader is None:
-        return None
     files = size = 0
-    for doc in reader("user"):
+    for doc in store.totals("user"):
         counts = doc.get("counts") or {}
-        by_status, bytes_by_status = _split(counts, "files_by_status"), _split(counts, "bytes_by_status")
+        by_status, bytes_by_status = totals.split(counts, "files_by_status"), totals.split(counts, "bytes_by_status")
         files += sum(v for k, v in by_status.items() if k in COUNTED_FILE_STATUSES)
         size += sum(v for k, v in bytes_by_status.items() if k in COUNTED_FILE_STATUSES)
     return files, size
@@ -89,17 +74,16 @@ def families(store: Store, nats_url: str | None) -> list[Metric]:
     out.append(intake)
 
     counts = job_counts(store)
-    apps = sorted({spec.name for spec in list_apps()} | set(counts or {}))
-    if counts is not None:
-        jobs = GaugeMetricFamily("caesar_jobs", "Jobs in the store by state and app (running totals)",
-                                 labels=["state", "app"])
-        queue = GaugeMetricFamily("caesar_queue_depth", "PENDING jobs waiting for capacity", labels=["app"])
-        for app in apps:
-            by_state = counts.get(app, {})
-            for state in ALL:
-                jobs.add_metric([state, app], float(by_state.get(state, 0)))
-            queue.add_metric([app], float(by_state.get(PENDING, 0)))
-        out += [jobs, queue]
+    apps = sorted({spec.name for spec in list_apps()} | set(counts))
+    jobs = GaugeMetricFamily("caesar_jobs", "Jobs in the store by state and app (running totals)",
+                             labels=["state", "app"])
+    queue = GaugeMetricFamily("caesar_queue_depth", "PENDING jobs waiting for capacity", labels=["app"])
+    for app in apps:
+        by_state = counts.get(app, {})
+        for state in ALL:
+            jobs.add_metric([state, app], float(by_state.get(state, 0)))
+        queue.add_metric([app], float(by_state.get(PENDING, 0)))
+    out += [jobs, queue]
 
     figures = ended.load(store)
     finished = CounterMetricFamily("caesar_jobs_finished", "Jobs that reached a terminal state",
@@ -113,16 +97,14 @@ def families(store: Store, nats_url: str | None) -> list[Metric]:
     out.append(_histogram("caesar_dispatch_latency_seconds", "Submission to start of each ended job",
                           [], ended.LATENCY_BUCKETS, {(): figures.get("dispatch") or {}}))
 
-    if counts is not None:
-        out.append(_capacity(counts, apps, figures))
+    out.append(_capacity(counts, apps, figures))
 
     stored = file_totals(store)
-    if stored is not None:
-        files = GaugeMetricFamily("caesar_files", "Files stored (ready and pending), every user")
-        files.add_metric([], float(stored[0]))
-        size = GaugeMetricFamily("caesar_storage_bytes", "Bytes of the stored files, every user")
-        size.add_metric([], float(stored[1]))
-        out += [files, size]
+    files = GaugeMetricFamily("caesar_files", "Files stored (ready and pending), every user")
+    files.add_metric([], float(stored[0]))
+    size = GaugeMetricFamily("caesar_storage_bytes", "Bytes of the stored files, every user")
+    size.add_metric([], float(stored[1]))
+    out += [files, size]
 
     if nats_url:
         stream = jetstream.read(nats_url)

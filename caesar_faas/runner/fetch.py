@@ -18,7 +18,6 @@ from ..errors import ApiError
 from ..fits_check import HEADER_PROBE, promised_size
 from ..gunzip import BoundedGunzip, GzipError, GzipTooLarge, expansion_cap
 from ..storage import open_storage
-from .presigned import get_chunks, with_retries
 
 GZIP_MAGIC = b"\x1f\x8b"
 INPUT_NAME = "input.fits"
@@ -75,6 +74,8 @@ def fetch_input(storage_url: str, key: str, workdir: Path) -> FetchedInput:
 def fetch_input_url(url: str, workdir: Path) -> FetchedInput:
     """Download a presigned GET URL to workdir/input.fits, starting again after a transient
     failure. Raises storage.base.ObjectNotFound (404), gunzip.GzipError, presigned.TransferError."""
+    from .presigned import get_chunks, with_retries  # requests: only runners without storage access
+
     return with_retries(lambda: save_input(get_chunks(url, "the input"), workdir), "fetching the input")
 
 

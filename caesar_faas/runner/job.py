@@ -12,7 +12,7 @@ import signal
 import time
 from pathlib import Path
 from types import FrameType, ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..apps.registry import get_app
 from ..apps.spec import AppSpec
@@ -20,15 +20,18 @@ from ..gunzip import GzipError
 from ..storage import open_storage
 from ..storage.base import ObjectNotFound
 from . import finders
+from .background import preload, start_preview
 from .execute import DeadlineExceeded, run_commands
 from .fetch import FetchedInput, fetch_input, fetch_input_url
 from .finders import UsageError
 from .fitsinfo import NotAnImage, read_image_header
 from .jobenv import JobContext
 from .outcome import Outcome, exit_code_of
-from .products import ProductSink, StorageSink, UrlSink, finish_uploads, upload_all, write_catalog_products
 from .provenance import build_provenance
 from .status import StatusReporter
+
+if TYPE_CHECKING:
+    from .products import ProductSink
 
 log = logging.getLogger("caesar_faas.runner.job")
 
@@ -49,6 +52,8 @@ def _alarm(signum: int, frame: FrameType | None) -> None:
 
 def product_sink(ctx: JobContext) -> ProductSink:
     """Where products go: the presigned URLs when the backend gave them, else the storage."""
+    from .products import StorageSink, UrlSink
+
     if ctx.transfer is not None:
         return UrlSink(ctx.transfer.product_urls)
     assert ctx.storage_url is not None  # jobenv requires one or the other
@@ -100,6 +105,8 @@ class JobRun:
         log.info("outcome: %s exit_code=%d error_class=%s elapsed=%.2fs: %s", outcome.state,
                  outcome.exit_code, outcome.error_class, outcome.elapsed, outcome.message)
         try:
+            from .products import finish_uploads
+
             outcome.products = finish_uploads(product_sink(ctx), self.uploaded, ctx.log_path, ctx.products_dir)
         except Exception as exc:  # noqa: BLE001 - the products are lost, the outcome is not
             log.exception("uploading job.log and the manifest failed")
@@ -134,6 +141,8 @@ class JobRun:
         self.reporter.progress(15, "image header checked")
 
         commands = adapter.argv(str(fetched.path), options, str(ctx.workdir))
+        preview = start_preview(fetched.path, hdu_index)  # while the finder runs
+        products = preload("caesar_faas.runner.products")
 
         def finished(index: int, total: int) -> None:
             percent = COMMANDS_FROM + (COMMANDS_TO - COMMANDS_FROM) * (index + 1) // total
@@ -149,12 +158,13 @@ class JobRun:
 
         maps_of = getattr(adapter, "maps", None)
         maps = maps_of(str(ctx.workdir), options) if callable(maps_of) else {}
+        write_catalog_products = products.result().write_catalog_products
         paths = write_catalog_products(rows, ctx.products_dir, image_path=fetched.path, hdu_index=hdu_index,
                                        header=header, provenance=self._provenance(spec, options, fetched),
-                                       maps=maps)
+                                       maps=maps, preview=preview)
         self.reporter.progress(90, "products written")
 
-        upload_all(product_sink(ctx), paths)
+        products.result().upload_all(product_sink(ctx), paths)
         self.uploaded = paths
         self.reporter.progress(98, "products uploaded")
         return Outcome.success()

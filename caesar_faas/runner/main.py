@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -20,8 +21,16 @@ from .status import StatusReporter
 FLUSH_TIMEOUT = 12.0  # seconds to wait for the last status events when NATS is slow or away
 
 
+def skip_websocket_support(nats_url: str) -> None:
+    """nats-py imports aiohttp (a tenth of a second) only for ws:// servers, and skips it when
+    the import fails: for any other URL, make it fail in this process (the runner's own)."""
+    if not nats_url.lower().startswith(("ws://", "wss://")) and "aiohttp" not in sys.modules:
+        sys.modules["aiohttp"] = None  # type: ignore[assignment]
+
+
 def main() -> int:
     started = time.monotonic()
+    skip_websocket_support(os.environ.get("CAESAR_NATS_URL", ""))
     install_cancel_handler()
     workdir = workdir_from_env()
     if workdir is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,11 +24,12 @@ from ..catalog.ds9 import write_ds9
 from ..catalog.fitsmaps import write_map
 from ..catalog.frames import sky_frame
 from ..catalog.jsonfile import write_json
-from ..catalog.preview import write_preview
+from ..catalog.preview import Prepared, draw, prepare
 from ..catalog.schema import COLUMNS
 from ..catalog.values import ordered_rows
 from ..catalog.votable import ImageParam, write_votable
 from ..storage.base import Storage
+from .background import in_thread
 from .contract import CATALOG_CSV, CATALOG_JSON, CATALOG_VOT, JOB_LOG, MANIFEST, MAP_NAMES, PREVIEW, REGIONS
 from .joblog import write_user_log
 from .manifest import manifest_entry, media_type, write_manifest
@@ -73,15 +75,23 @@ def image_params(header: fits.Header, options: dict[str, Any]) -> list[ImagePara
 
 def write_catalog_products(rows: Sequence[dict[str, Any]], out_dir: Path, *, image_path: Path,
                            hdu_index: int, header: fits.Header, provenance: dict[str, Any],
-                           maps: dict[str, Path] | None = None) -> list[Path]:
+                           maps: dict[str, Path] | None = None,
+                           preview: Future[Prepared] | None = None) -> list[Path]:
     """Every catalogue product from the adapter's normalised rows, then the finder's maps as FITS
     with the input's WCS. The preview is best effort: a plotting problem must not cost the user
-    the catalogue."""
+    the catalogue. `preview`: everything of it but the marks and title, prepared while the finder
+    ran (start_preview); else prepared here."""
     out_dir.mkdir(parents=True, exist_ok=True)
     names = [column[0] for column in COLUMNS]
     clean = ordered_rows(rows, names)
     frame = sky_frame(header)
     options = provenance.get("options") or {}
+    radius_pix = _beam_radius_pix(header)
+    prepared = preview if preview is not None else in_thread(prepare, image_path, hdu_index)
+    title = f"{provenance.get('input_filename') or image_path.name} · {provenance.get('app', '')} · {len(clean)} sources"
+    # Drawn and PNG-encoded (Pillow lets go of the GIL) while the catalogue files are written.
+    drawn = in_thread(lambda: draw(prepared.result(), clean, out_dir / PREVIEW, title=title,
+                                   default_radius_pix=radius_pix))
     paths = [
         write_csv(clean, names, out_dir / CATALOG_CSV),
         write_votable(clean, COLUMNS, provenance, out_dir / CATALOG_VOT, frame=frame,
@@ -90,11 +100,8 @@ def write_catalog_products(rows: Sequence[dict[str, Any]], out_dir: Path, *, ima
         write_ds9(clean, out_dir / REGIONS, circle_radius_arcsec=beam_radius_arcsec(header),
                   title=f"{provenance.get('app', '')} sources, job {provenance.get('job_id', '')}", frame=frame.ds9),
     ]
-    radius_pix = _beam_radius_pix(header)
     try:
-        title = f"{provenance.get('input_filename') or image_path.name} · {provenance.get('app', '')} · {len(clean)} sources"
-        paths.append(write_preview(image_path, hdu_index, clean, out_dir / PREVIEW, title=title,
-                                   default_radius_pix=radius_pix))
+        paths.append(drawn.result())
     except Exception:  # noqa: BLE001 - see docstring
         log.exception("the preview image could not be drawn; the other products are complete")
     shape = (int(header.get("NAXIS2", 0)), int(header.get("NAXIS1", 0)))

@@ -5,6 +5,9 @@ timeout, so events go through a queue to one publisher thread (which keeps their
 an outage, progress events superseded by a newer queued event are dropped; the result file and
 the monitor cover what never arrives. Event ids are "<job id>-<seq>", so a re-sent event is
 dropped by JetStream's duplicate window and consumers can order events by seq.
+
+The NATS client is imported by the publisher thread on its first event, so its import overlaps
+the job's start instead of delaying it (and see main.skip_websocket_support).
 """
 
 from __future__ import annotations
@@ -15,14 +18,19 @@ import queue
 import threading
 from typing import Any
 
-from ..events.bus import get_bus
 from ..events.subjects import JOBS_STATUS
 from ..jobs.status_auth import sign
 
 log = logging.getLogger("caesar_faas.runner.status")
 # The bus logs each failed reconnect (twice a second while NATS is away); in a job log one line
 # per outage, written below, says the same.
-logging.getLogger(get_bus.__module__).setLevel(logging.ERROR)
+logging.getLogger("caesar_faas.events.bus").setLevel(logging.ERROR)
+
+
+def _connect(nats_url: str) -> Any:
+    from ..events.bus import get_bus
+
+    return get_bus(nats_url)
 
 _STOP = object()
 
@@ -83,7 +91,7 @@ class StatusReporter:
             if self._failing and item["phase"] == "progress" and not self._queue.empty():
                 continue  # superseded by a newer event while NATS is away
             try:
-                bus = bus or get_bus(self.nats_url)
+                bus = bus or _connect(self.nats_url)
                 bus.publish(JOBS_STATUS, item, about=self.job_id, event_id=f"{self.job_id}-{item['seq']}")
                 self.published.append(item["seq"])
                 if self._failing:

@@ -132,6 +132,13 @@ class Storage(ABC):
         """Store everything read from `stream` (read in CHUNK pieces) under key, atomically:
         readers never see a partial object."""
 
+    def put_file(self, key: str, path: str, *, size: int, md5: str | None = None,
+                 content_type: str = "application/octet-stream") -> ObjectInfo:
+        """Store the finished local file at `path` (which the caller then no longer needs): read
+        once and sent here; file:// moves it into place instead (see LocalStorage)."""
+        with open(path, "rb") as fh:
+            return self.put(key, fh, size=size, content_type=content_type)
+
     @abstractmethod
     def open(self, key: str, *, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         """Chunks of the object (optionally the byte range [start, end), like a ranged GET).

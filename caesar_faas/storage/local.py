@@ -206,6 +206,13 @@ class LocalStorage(Storage):
         st = os.stat(target)
         return ObjectInfo(key=key, size=st.st_size, etag=etag, modified=st.st_mtime)
 
+    def _publish_new(self, tmp: Path, key: str, etag: str, content_type: str) -> ObjectInfo:
+        """_publish, with a key that collides with a folder (or a file above it) as ValueError."""
+        try:
+            return self._publish(tmp, key, etag, content_type)
+        except (NotADirectoryError, IsADirectoryError, FileExistsError) as exc:
+            raise ValueError(f"key {key!r} conflicts with an existing object or folder") from exc
+
     def _prune(self, folder: Path, top: Path) -> None:
         """Remove empty folders from folder up to (not including) top."""
         while folder != top and top in folder.parents:
@@ -221,16 +228,43 @@ class LocalStorage(Storage):
             content_type: str = "application/octet-stream") -> ObjectInfo:
         return self._put(key, stream, size=size, limit=None, content_type=content_type)
 
+    @property
+    def staging_dir(self) -> Path:
+        """Where a file meant for put_file should be written: on the storage's filesystem, so
+        put_file is a rename, not a copy."""
+        return self._tmp
+
+    def put_file(self, key: str, path: str, *, size: int, md5: str | None = None,
+                 content_type: str = "application/octet-stream") -> ObjectInfo:
+        """Move the file into place when it is on this filesystem (with its md5 known, nothing
+        is read again); otherwise copy it once like put()."""
+        validate_key(key)
+        if os.stat(path).st_size != size:
+            raise ValueError(f"{path} does not hold the declared {size} bytes")
+        tmp = self._tmp_file()
+        try:
+            os.replace(path, tmp)
+        except OSError:  # another filesystem (EXDEV): one copy
+            with open(path, "rb") as fh:
+                return self.put(key, fh, size=size, content_type=content_type)
+        try:
+            if md5 is None:
+                with open(tmp, "rb") as fh:
+                    digest = hashlib.md5(usedforsecurity=False)
+                    while chunk := fh.read(CHUNK):
+                        digest.update(chunk)
+                md5 = digest.hexdigest()
+            return self._publish_new(tmp, key, md5, content_type)
+        finally:
+            tmp.unlink(missing_ok=True)
+
     def _put(self, key: str, stream: IO[bytes], *, size: int | None, limit: int | None,
              content_type: str, crc32: str | None = None) -> ObjectInfo:
         validate_key(key)
         tmp = self._tmp_file()
         try:
             etag = self._receive(stream, tmp, size, limit=limit, crc32=crc32)
-            try:
-                return self._publish(tmp, key, etag, content_type)
-            except (NotADirectoryError, IsADirectoryError, FileExistsError) as exc:
-                raise ValueError(f"key {key!r} conflicts with an existing object or folder") from exc
+            return self._publish_new(tmp, key, etag, content_type)
         finally:
             tmp.unlink(missing_ok=True)
 

@@ -86,6 +86,17 @@ class Store(ABC):
         """Sum of a numeric field over matching records (missing counts as 0)."""
 
     @abstractmethod
+    def totals(self, kind: str, name: str | None = None) -> list[Record]:
+        """The running totals of `kind` ("user" | "app"; every one, or only `name`'s), kept by
+        the store with every write of a job or file record (store.totals): {id, kind, name,
+        counts {key: int}, latest}. Costs O(aggregates returned), never O(records)."""
+
+    @abstractmethod
+    def rebuild_totals(self) -> int:
+        """Recompute every running total from the records (migration, repair), streaming them
+        in memory O(users + apps); returns the number of aggregates."""
+
+    @abstractmethod
     def ping(self) -> None:
         """Raise when the database cannot be reached."""
 

@@ -3,6 +3,12 @@
 The record id is the document `_id` (one unique index for free, DuplicateKeyError on a repeated
 insert); `_id` never leaves this module. A compare-and-set is one find_one_and_update whose
 filter is the id plus the expected conditions, which MongoDB applies atomically.
+
+Running totals (store.totals) live in the `totals` collection. The writer that won a
+compare-and-set gets the document as it was, computes the delta and applies it with one $inc /
+$max upsert per aggregate, so each transition is counted once. The two writes are not one
+transaction (a standalone server has none): a process dying between them leaves the totals one
+write short until `rebuild_totals` (make rebuild-accounting) recounts them.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from . import cursors
+from . import cursors, totals
 from .base import COLLECTIONS, DuplicateId, Filter, Page, Record, Store
 from .filters import check_field, to_mongo, validate
 from .records import check_changes, check_record
@@ -22,16 +28,25 @@ INDEXES: dict[str, list[list[tuple[str, int]]]] = {
     "files": [
         [("owner", ASCENDING), ("created", DESCENDING), ("_id", DESCENDING)],
         [("created", DESCENDING), ("_id", DESCENDING)],
-        [("owner", ASCENDING), ("status", ASCENDING)],
-        [("status", ASCENDING)],
-        [("expires", ASCENDING)],
+        [("owner", ASCENDING), ("status", ASCENDING), ("created", DESCENDING), ("_id", DESCENDING)],
+        [("owner", ASCENDING), ("tag", ASCENDING), ("created", DESCENDING), ("_id", DESCENDING)],
+        [("status", ASCENDING), ("created", ASCENDING), ("_id", ASCENDING)],
+        [("status", ASCENDING), ("announced", ASCENDING), ("created", ASCENDING), ("_id", ASCENDING)],
+        [("status", ASCENDING), ("expires", ASCENDING), ("_id", ASCENDING)],
+        [("expires", ASCENDING), ("_id", ASCENDING)],
     ],
     "jobs": [
         [("owner", ASCENDING), ("created", DESCENDING), ("_id", DESCENDING)],
         [("created", DESCENDING), ("_id", DESCENDING)],
-        [("state", ASCENDING), ("active", ASCENDING)],
-        [("owner", ASCENDING), ("state", ASCENDING)],
-        [("expires", ASCENDING)],
+        [("state", ASCENDING), ("created", ASCENDING), ("_id", ASCENDING)],
+        [("active", ASCENDING), ("state", ASCENDING)],
+        [("owner", ASCENDING), ("state", ASCENDING), ("created", DESCENDING), ("_id", DESCENDING)],
+        [("owner", ASCENDING), ("app", ASCENDING), ("created", DESCENDING), ("_id", DESCENDING)],
+        [("owner", ASCENDING), ("tag", ASCENDING), ("created", DESCENDING), ("_id", DESCENDING)],
+        [("active", ASCENDING), ("expires", ASCENDING), ("_id", ASCENDING)],
+    ],
+    "totals": [
+        [("kind", ASCENDING), ("_id", ASCENDING)],
     ],
 }
 
@@ -72,10 +87,23 @@ class MongoStore(Store):
         return self.db[collection]
 
     def ensure_indexes(self) -> None:
-        """Create the indexes the queries need; repeating it is a no-op."""
+        """Create the indexes the queries need, and count a store from before running totals
+        once; repeating it is a no-op."""
         for collection, indexes in INDEXES.items():
             for keys in indexes:
-                self._coll(collection).create_index(keys)
+                self.db[collection].create_index(keys)
+        if self.db.totals.find_one({"_id": totals.META_ID}) is None:
+            self.rebuild_totals()
+
+    def _count(self, delta: totals.Delta) -> None:
+        for agg, counts, latest in delta.items():
+            kind, _, name = agg.partition(":")
+            ops: dict[str, Any] = {"$setOnInsert": {"kind": kind, "name": name}}
+            if counts:
+                ops["$inc"] = {f"counts.{key}": value for key, value in counts.items()}
+            if latest is not None:
+                ops["$max"] = {"latest": latest}
+            self.db.totals.update_one({"_id": agg}, ops, upsert=True)
 
     def insert(self, collection: str, record: Record) -> None:
         check_record(record, full=True)
@@ -83,6 +111,20 @@ class MongoStore(Store):
             self._coll(collection).insert_one(_to_doc(record))
         except DuplicateKeyError as exc:
             raise DuplicateId(record["id"]) from exc
+        self._count(totals.change(collection, None, record))
+
+    def insert_many(self, collection: str, records: list[Record]) -> None:
+        """Bulk insert (seeding benches, imports), totals included."""
+        for record in records:
+            check_record(record, full=True)
+        try:
+            self._coll(collection).insert_many([_to_doc(r) for r in records], ordered=True)
+        except Exception as exc:  # BulkWriteError: a duplicate id (mongomock raises its own class)
+            raise DuplicateId("one of the records' ids exists") from exc
+        delta = totals.Delta()
+        for record in records:
+            delta.add(collection, record, +1)
+        self._count(delta)
 
     def get(self, collection: str, record_id: str) -> Record | None:
         return _to_record(self._coll(collection).find_one({"_id": record_id}))
@@ -99,15 +141,38 @@ class MongoStore(Store):
         coll = self._coll(collection)
         if not ops:  # MongoDB refuses an empty update; the answer is then just the check
             return _to_record(coll.find_one(query))
-        return _to_record(coll.find_one_and_update(query, ops, return_document=ReturnDocument.AFTER))
+        if not totals.counted(collection):
+            return _to_record(coll.find_one_and_update(query, ops, return_document=ReturnDocument.AFTER))
+        # The document as it was, to count the change; the after is what $set/$unset of
+        # top-level fields (check_changes) make of it.
+        before = _to_record(coll.find_one_and_update(query, ops, return_document=ReturnDocument.BEFORE))
+        if before is None:
+            return None
+        after = {**before, **changes}
+        for field in unset or []:
+            after.pop(field, None)
+        self._count(totals.change(collection, before, after))
+        return after
 
     def upsert(self, collection: str, record: Record) -> None:
         check_record(record, full=False)
-        self._coll(collection).replace_one({"_id": record["id"]}, _to_doc(record), upsert=True)
+        coll = self._coll(collection)
+        if not totals.counted(collection):
+            coll.replace_one({"_id": record["id"]}, _to_doc(record), upsert=True)
+            return
+        before = coll.find_one_and_replace({"_id": record["id"]}, _to_doc(record), upsert=True,
+                                           return_document=ReturnDocument.BEFORE)
+        self._count(totals.change(collection, _to_record(before), record))
 
     def delete(self, collection: str, record_id: str, *, expect: Filter | None = None) -> bool:
         query = _and({"_id": record_id}, to_mongo(expect))
-        return self._coll(collection).delete_one(query).deleted_count == 1
+        if not totals.counted(collection):
+            return self._coll(collection).delete_one(query).deleted_count == 1
+        gone = _to_record(self._coll(collection).find_one_and_delete(query))
+        if gone is None:
+            return False
+        self._count(totals.change(collection, gone, None))
+        return True
 
     def find(self, collection: str, where: Filter | None = None, *, limit: int | None = None,
              order: str = "created") -> list[Record]:
@@ -130,8 +195,9 @@ class MongoStore(Store):
         position: dict[str, Any] = {"created": {"$type": "number"}}
         if cursor is not None:
             created, last_id = cursors.decode(cursor)
-            position = {"$or": [{"created": {"$lt": created}},
-                                {"created": created, "_id": {"$lt": last_id}}]}
+            # The $lte on created bounds the index scan at the cursor; the $or settles ties.
+            position = {"created": {"$lte": created},
+                        "$or": [{"created": {"$lt": created}}, {"_id": {"$lt": last_id}}]}
         docs = list(self._coll(collection).find(_and(to_mongo(where), position))
                     .sort([("created", DESCENDING), ("_id", DESCENDING)]).limit(limit + 1))
         items = [_record(doc) for doc in docs[:limit]]
@@ -146,6 +212,35 @@ class MongoStore(Store):
             {"$group": {"_id": None, "total": {"$sum": f"${_field(field)}"}}},
         ]))
         return float(rows[0]["total"]) if rows else 0.0
+
+    def totals(self, kind: str, name: str | None = None) -> list[Record]:
+        if kind not in totals.KINDS:
+            raise ValueError(f"unknown totals kind {kind!r}")
+        query = {"_id": totals.aggregate_id(kind, name)} if name is not None else {"kind": kind}
+        docs = self.db.totals.find(query).sort([("kind", ASCENDING), ("_id", ASCENDING)])
+        found = []
+        for doc in docs:
+            counts = {k: v for k, v in (doc.get("counts") or {}).items() if v}
+            if counts:
+                found.append({"id": doc["_id"], "kind": doc["kind"], "name": doc["name"], "counts": counts,
+                              "latest": doc.get("latest")})
+        return found
+
+    def rebuild_totals(self) -> int:
+        """Not atomic with concurrent writes (no multi-document transaction on a standalone
+        server): run it when the service is quiet, e.g. during an upgrade."""
+        previous = {doc["_id"]: {"latest": doc.get("latest")} for doc in self.db.totals.find({}, {"latest": 1})}
+        builder = totals.Builder()
+        for collection in ("files", "jobs"):
+            for doc in self.db[collection].find({}, batch_size=1000):  # streamed
+                builder.add(collection, _to_record(doc) or {})
+        docs = builder.result(previous)
+        for doc in docs:
+            self.db.totals.replace_one({"_id": doc["id"]}, {k: v for k, v in doc.items() if k != "id"}, upsert=True)
+        keep = [doc["id"] for doc in docs] + [totals.META_ID]
+        self.db.totals.delete_many({"_id": {"$nin": keep}})
+        self.db.totals.replace_one({"_id": totals.META_ID}, {"kind": "meta", "built": True}, upsert=True)
+        return len(docs)
 
     def ping(self) -> None:
         self.client.admin.command("ping")

@@ -9,6 +9,11 @@ shared between threads, hence one per thread (and a fresh one after fork).
 Each collection is a table: id, owner, created, a few indexed columns the services filter on,
 and the whole record as JSON in `doc`. SQL on those columns only narrows the rows read; every
 row is re-checked with filters.matches, so the semantics are exactly the reference ones.
+
+Every query shape of the services is served by an index (tests/test_store_plans.py reads
+EXPLAIN QUERY PLAN for each): pages seek to the cursor with a row-value bound, batches walk an
+index in their own order. The running totals (store.totals) live in a `totals` table, updated
+in the same transaction as the record they count.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from . import cursors
+from . import cursors, totals
 from .base import COLLECTIONS, DuplicateId, Filter, Page, Record, Store
 from .filters import check_field, is_number, lookup, matches, validate
 from .records import check_changes, check_record
@@ -31,17 +36,26 @@ from .records import check_changes, check_record
 BUSY_TIMEOUT_MS = 30_000
 BASE_COLUMNS = ("id", "owner", "created")
 EXTRA_COLUMNS: dict[str, tuple[str, ...]] = {
-    "files": ("status", "expires"),
+    "files": ("status", "expires", "tag", "announced"),
     "jobs": ("state", "active", "app", "tag", "expires"),
     "users": (),
     "stats": (),
 }
+# Beside (owner, created, id) and (created, id) on every table. Each serves query shapes of the
+# services: filtered pages newest first (owner or not), batches in their own order (expiry by
+# `expires`, the outboxes and queues by `created`), the active jobs.
 INDEXES: dict[str, tuple[tuple[str, ...], ...]] = {
-    "files": (("owner", "status"), ("status",), ("expires",)),
-    "jobs": (("state", "active"), ("owner", "state"), ("app",), ("tag",), ("expires",)),
+    "files": (("owner", "status", "created", "id"), ("owner", "tag", "created", "id"), ("tag", "created", "id"), ("status", "created", "id"),
+              ("status", "announced", "created", "id"), ("status", "expires", "id"), ("expires", "id")),
+    "jobs": (("state", "created", "id"), ("active", "state"), ("owner", "state", "created", "id"),
+             ("owner", "app", "created", "id"), ("owner", "tag", "created", "id"), ("app", "created", "id"),
+             ("tag", "created", "id"), ("active", "expires", "id")),
     "users": (),
     "stats": (),
 }
+# Indexes of earlier versions, superseded by the ones above.
+RETIRED_INDEXES = ("files_owner_status", "files_status", "files_expires", "jobs_state_active", "jobs_owner_state",
+                   "jobs_app", "jobs_tag", "jobs_expires", "jobs_expires_id")
 _SQL_OPS = {"lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
 _SCALAR_TYPES = (str, int, float, bool)
 
@@ -59,8 +73,10 @@ def _column_value(record: Record, column: str) -> Any:
     return value if isinstance(value, _SCALAR_TYPES) else None
 
 
-def _pushdown(collection: str, where: Filter | None) -> tuple[list[str], list[Any]]:
-    """SQL clauses that keep at least every row `matches` accepts (a superset, never fewer)."""
+def _pushdown(collection: str, where: Filter | None, *, index_sets: bool = True) -> tuple[list[str], list[Any]]:
+    """SQL clauses that keep at least every row `matches` accepts (a superset, never fewer).
+    index_sets=False keeps membership tests ('in', 'nin') out of index choice (a unary +), so
+    a page walks an index in (created, id) order instead of sorting every member of the set."""
     clauses: list[str] = []
     params: list[Any] = []
     columns = _columns(collection)
@@ -68,6 +84,8 @@ def _pushdown(collection: str, where: Filter | None) -> tuple[list[str], list[An
         if field not in columns:
             continue
         col = f'"{field}"'
+        if not index_sets and isinstance(cond, dict) and set(cond) & {"in", "nin"}:
+            col = f"+{col}"
         conds = cond.items() if isinstance(cond, dict) else [("eq", cond)]
         for op, arg in conds:
             if op == "eq":
@@ -147,6 +165,7 @@ class SQLiteStore(Store):
                 extras = "".join(f', "{c}"' for c in EXTRA_COLUMNS[name])
                 conn.execute(f'CREATE TABLE IF NOT EXISTS "{name}" (id TEXT PRIMARY KEY, owner, '
                              f"created REAL{extras}, doc TEXT NOT NULL)")
+                self._add_missing_columns(conn, name)
                 conn.execute(f'CREATE INDEX IF NOT EXISTS "{name}_owner_created" '
                              f'ON "{name}" (owner, created DESC, id DESC)')
                 conn.execute(f'CREATE INDEX IF NOT EXISTS "{name}_created" '
@@ -154,6 +173,25 @@ class SQLiteStore(Store):
                 for cols in INDEXES[name]:
                     conn.execute(f'CREATE INDEX IF NOT EXISTS "{name}_{"_".join(cols)}" '
                                  f'ON "{name}" ({", ".join(cols)})')
+            for index in RETIRED_INDEXES:
+                conn.execute(f'DROP INDEX IF EXISTS "{index}"')
+            conn.execute("CREATE TABLE IF NOT EXISTS totals (id TEXT PRIMARY KEY, kind TEXT NOT NULL, "
+                         "doc TEXT NOT NULL)")
+            conn.execute("CREATE INDEX IF NOT EXISTS totals_kind ON totals (kind, id)")
+            if conn.execute("SELECT 1 FROM totals WHERE id = ?", (totals.META_ID,)).fetchone() is None:
+                self._rebuild_totals(conn)  # a store from before running totals: count it once
+
+    @staticmethod
+    def _add_missing_columns(conn: sqlite3.Connection, name: str) -> None:
+        """Columns added by later versions, filled from the stored documents."""
+        present = {row[1] for row in conn.execute(f'PRAGMA table_info("{name}")')}
+        for column in EXTRA_COLUMNS[name]:
+            if column not in present:
+                conn.execute(f'ALTER TABLE "{name}" ADD COLUMN "{column}"')
+                # Scalars only, as _column_value stores them (json_extract gives 1/0 for booleans).
+                conn.execute(f'UPDATE "{name}" SET "{column}" = json_extract(doc, ?) '
+                             f"WHERE json_type(doc, ?) IN ('text', 'integer', 'real', 'true', 'false')",
+                             (f'$."{column}"', f'$."{column}"'))
 
     @contextmanager
     def _transaction(self, conn: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
@@ -182,17 +220,25 @@ class SQLiteStore(Store):
         conn.execute(f"{verb} INTO {self._table(collection)} ({cols}) "
                      f"VALUES ({','.join('?' * len(values))})", values)
 
+    def _rewrite_row(self, conn: sqlite3.Connection, collection: str, record: Record) -> None:
+        """UPDATE in place (only the indexes of changed columns are touched, unlike REPLACE)."""
+        columns = _columns(collection)
+        sets = ", ".join(f'"{c}" = ?' for c in columns[1:] + ("doc",))
+        values = [_column_value(record, c) for c in columns[1:]] + [json.dumps(record), record["id"]]
+        conn.execute(f"UPDATE {self._table(collection)} SET {sets} WHERE id = ?", values)
+
     def _load(self, conn: sqlite3.Connection, collection: str, record_id: str) -> Record | None:
         row = conn.execute(f"SELECT doc FROM {self._table(collection)} WHERE id = ?",
                            (record_id,)).fetchone()
         return json.loads(row[0]) if row else None
 
     def _scan(self, collection: str, where: Filter | None, *, extra: list[str] | None = None,
-              extra_params: list[Any] | None = None, order_sql: str = "") -> Generator[Record, None, None]:
+              extra_params: list[Any] | None = None, order_sql: str = "",
+              index_sets: bool = True) -> Generator[Record, None, None]:
         """Matching records, in SQL order, read lazily so callers may stop early."""
         validate(where)
         table = self._table(collection)
-        clauses, params = _pushdown(collection, where)
+        clauses, params = _pushdown(collection, where, index_sets=index_sets)
         clauses += extra or []
         params += extra_params or []
         rows = self._conn().execute(f"SELECT doc FROM {table}{_where_sql(clauses)}{order_sql}", params)
@@ -209,9 +255,28 @@ class SQLiteStore(Store):
     def insert(self, collection: str, record: Record) -> None:
         check_record(record, full=True)
         try:
-            self._write_row(self._conn(), collection, record)
+            if not totals.counted(collection):
+                self._write_row(self._conn(), collection, record)
+                return
+            with self._transaction() as conn:
+                self._write_row(conn, collection, record)
+                self._count(conn, totals.change(collection, None, record))
         except sqlite3.IntegrityError as exc:  # the only constraint is the primary key
             raise DuplicateId(record["id"]) from exc
+
+    def insert_many(self, collection: str, records: list[Record]) -> None:
+        """Bulk insert in one transaction, totals included (seeding benches, imports)."""
+        for record in records:
+            check_record(record, full=True)
+        try:
+            with self._transaction() as conn:
+                delta = totals.Delta()
+                for record in records:
+                    self._write_row(conn, collection, record)
+                    delta.add(collection, record, +1)
+                self._count(conn, delta)
+        except sqlite3.IntegrityError as exc:
+            raise DuplicateId("one of the records' ids exists") from exc
 
     def get(self, collection: str, record_id: str) -> Record | None:
         return self._load(self._conn(), collection, record_id)
@@ -224,15 +289,23 @@ class SQLiteStore(Store):
             record = self._load(conn, collection, record_id)
             if record is None or not matches(record, expect):
                 return None
+            before = dict(record)
             record.update(changes)
             for field in unset or []:
                 record.pop(field, None)
-            self._write_row(conn, collection, record, "REPLACE")
+            self._rewrite_row(conn, collection, record)
+            self._count(conn, totals.change(collection, before, record))
             return record
 
     def upsert(self, collection: str, record: Record) -> None:
         check_record(record, full=False)
-        self._write_row(self._conn(), collection, record, "REPLACE")
+        if not totals.counted(collection):
+            self._write_row(self._conn(), collection, record, "REPLACE")
+            return
+        with self._transaction() as conn:
+            before = self._load(conn, collection, record["id"])
+            self._write_row(conn, collection, record, "REPLACE")
+            self._count(conn, totals.change(collection, before, record))
 
     def delete(self, collection: str, record_id: str, *, expect: Filter | None = None) -> bool:
         validate(expect)
@@ -241,13 +314,18 @@ class SQLiteStore(Store):
             if record is None or not matches(record, expect):
                 return False
             conn.execute(f"DELETE FROM {self._table(collection)} WHERE id = ?", (record_id,))
+            self._count(conn, totals.change(collection, record, None))
             return True
 
     def find(self, collection: str, where: Filter | None = None, *, limit: int | None = None,
              order: str = "created") -> list[Record]:
         check_field(order)
         if order in _columns(collection):
-            order_sql = f' ORDER BY "{order}", id' if order != "id" else " ORDER BY id"
+            # Without a limit every match is read anyway: a unary + keeps the order out of index
+            # choice, so the index that narrows the WHERE best is used (then a sort of the
+            # matches); with a limit, an index walked in order stops after `limit` rows.
+            plus = "+" if limit is None else ""
+            order_sql = f' ORDER BY {plus}"{order}", {plus}id' if order != "id" else " ORDER BY id"
             with closing(self._scan(collection, where, order_sql=order_sql)) as found:
                 return list(found) if limit is None else list(islice(found, max(limit, 0)))
         records = sorted(self._scan(collection, where),
@@ -261,12 +339,14 @@ class SQLiteStore(Store):
              cursor: str | None = None) -> Page:
         if limit < 1:
             raise ValueError("limit must be at least 1")
-        extra, params = ["created IS NOT NULL"], []
+        extra: list[str] = ["created IS NOT NULL"]
+        params: list[Any] = []
         if cursor is not None:
             created, last_id = cursors.decode(cursor)
-            extra.append("(created < ? OR (created = ? AND id < ?))")
-            params += [created, created, last_id]
-        with closing(self._scan(collection, where, extra=extra, extra_params=params,
+            # A row value: the index seeks straight to the cursor, whatever its depth.
+            extra.append("(created, id) < (?, ?)")
+            params += [created, last_id]
+        with closing(self._scan(collection, where, extra=extra, extra_params=params, index_sets=False,
                                 order_sql=" ORDER BY created DESC, id DESC")) as found:
             items, more = self._take(found, limit)
         last = items[-1] if items else None
@@ -288,6 +368,46 @@ class SQLiteStore(Store):
         check_field(field)
         values = (lookup(r, field) for r in self._scan(collection, where))
         return float(sum(v for v in values if is_number(v)))
+
+    # -- running totals ------------------------------------------------------------------------
+
+    @staticmethod
+    def _count(conn: sqlite3.Connection, delta: totals.Delta) -> None:
+        """Apply a write's delta to the totals (inside the write's transaction)."""
+        for agg, counts, latest in delta.items():
+            row = conn.execute("SELECT doc FROM totals WHERE id = ?", (agg,)).fetchone()
+            doc = totals.apply(json.loads(row[0]) if row else totals.new_aggregate(agg), counts, latest)
+            conn.execute("REPLACE INTO totals (id, kind, doc) VALUES (?, ?, ?)", (agg, doc["kind"], json.dumps(doc)))
+
+    def totals(self, kind: str, name: str | None = None) -> list[Record]:
+        if kind not in totals.KINDS:
+            raise ValueError(f"unknown totals kind {kind!r}")
+        if name is not None:
+            rows = self._conn().execute("SELECT doc FROM totals WHERE id = ?", (totals.aggregate_id(kind, name),))
+        else:
+            rows = self._conn().execute("SELECT doc FROM totals WHERE kind = ? ORDER BY kind, id", (kind,))
+        docs = [json.loads(doc) for (doc,) in rows]
+        return [doc for doc in docs if doc["counts"]]
+
+    def rebuild_totals(self) -> int:
+        with self._transaction() as conn:
+            return self._rebuild_totals(conn)
+
+    def _rebuild_totals(self, conn: sqlite3.Connection) -> int:
+        """Inside the caller's write transaction: nobody writes records meanwhile."""
+        previous = {agg: json.loads(doc) for agg, doc in conn.execute("SELECT id, doc FROM totals")}
+        builder = totals.Builder()
+        for collection in ("files", "jobs"):
+            rows = conn.execute(f"SELECT doc FROM {self._table(collection)}")
+            for (doc,) in rows:  # streamed: memory is the aggregates, not the records
+                builder.add(collection, json.loads(doc))
+        docs = builder.result(previous)
+        conn.execute("DELETE FROM totals")
+        conn.executemany("INSERT INTO totals (id, kind, doc) VALUES (?, ?, ?)",
+                         [(doc["id"], doc["kind"], json.dumps(doc)) for doc in docs])
+        conn.execute("INSERT INTO totals (id, kind, doc) VALUES (?, 'meta', ?)",
+                     (totals.META_ID, json.dumps({"id": totals.META_ID, "built": True})))
+        return len(docs)
 
     def ping(self) -> None:
         self._conn().execute("SELECT 1").fetchone()

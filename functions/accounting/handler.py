@@ -28,19 +28,18 @@ def handle(req: http.Request, svc, who):
         user = req.arg("user")
         if user and user != who.owner or req.flag("all"):
             _admin(who)
+        # Every view reads the running totals the store keeps: O(users + apps), never O(records).
         if req.flag("all"):
-            return http.respond(200, accounting.load(svc.store) or accounting.compute(svc.store, _now()))
+            return http.respond(200, accounting.compute(svc.store, _now()))
         owner = user or who.owner
-        # One user's figures are computed live (cheap: that user's records only); the monitor's
-        # snapshot serves the all-users and per-app views.
         snapshot = accounting.compute(svc.store, _now(), owner=owner)
         return http.respond(200, {**accounting.for_user(snapshot, owner),
                                   "limits": quotas.limits_for(svc.store, owner, svc.settings).as_dict(),
                                   "usage": quotas.usage(svc.store, owner).as_dict()})
     if parts == ["apps"]:
         _admin(who)
-        snapshot = accounting.load(svc.store) or accounting.compute(svc.store, _now())
-        return http.respond(200, {"apps": snapshot.get("apps", {}), "computed": snapshot.get("computed")})
+        snapshot = accounting.compute(svc.store, _now())
+        return http.respond(200, {"apps": snapshot["apps"], "computed": snapshot["generated"]})
     if parts == ["service"]:
         if req.method == "PUT":
             _admin(who)

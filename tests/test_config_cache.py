@@ -1,0 +1,47 @@
+"""Settings and secrets are built once per process: the same Settings object while nothing
+changes, new ones when the environment or a secret file changes, and a secret file read again
+only when its stat (mtime, size) changes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from caesar_faas import config, runtime
+
+
+def test_settings_are_reused_until_the_environment_changes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CAESAR_HOME", str(tmp_path))
+    first = config.load_settings()
+    assert config.load_settings() is first
+    assert runtime.services() is runtime.services()
+    monkeypatch.setenv("CAESAR_QUOTA_FILES", "7")
+    changed = config.load_settings()
+    assert changed is not first and changed.quota_files == 7
+    monkeypatch.delenv("CAESAR_QUOTA_FILES")
+    assert config.load_settings() == first
+
+
+def test_a_secret_file_is_read_again_only_when_its_stat_changes(monkeypatch: pytest.MonkeyPatch,
+                                                                 tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    secret = secrets / "caesar-jwt-secret"
+    secret.write_text("first-secret-value\n")
+    monkeypatch.setattr(config, "SECRETS_DIR", secrets)
+    assert config.load_settings().jwt_secret == "first-secret-value"
+    stamp = secret.stat().st_mtime_ns
+    secret.write_text("other-secret-value\n")  # same size; put the old mtime back: not re-read
+    os.utime(secret, ns=(stamp, stamp))
+    assert config.load_settings().jwt_secret == "first-secret-value"
+    assert config.read_secret("caesar-jwt-secret", "UNSET_ENV") == "first-secret-value"
+    os.utime(secret, ns=(stamp + 1_000_000_000, stamp + 1_000_000_000))  # rotated: re-read
+    assert config.load_settings().jwt_secret == "other-secret-value"
+    secret.unlink()
+    monkeypatch.setenv("CAESAR_JWT_SECRET", "from-the-environment")
+    assert config.load_settings().jwt_secret == "from-the-environment"
+    # Every secret Settings reads is watched, not only a fixed list.
+    (secrets / "caesar-status-key").write_text("a-status-key-from-a-file\n")
+    assert config.load_settings().status_key == "a-status-key-from-a-file"
