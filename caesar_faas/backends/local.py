@@ -161,6 +161,7 @@ class LocalBackend(Backend):
                 raise LaunchError(f"could not start the runner: {exc.strerror or exc}", "system") from exc
             ref = self._ref(proc.pid, workdir)
             _write_json(workdir / LAUNCH_FILE, ref)
+        log.info("runner of job %s started (pid %d)", job["id"], proc.pid, extra={"job_id": job["id"]})
         # Reap the child when it exits so no zombie stays behind (the thread dies with it).
         threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
         return ref
@@ -238,6 +239,10 @@ class LocalBackend(Backend):
         paths = [str(_IMPORT_ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
         env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
         env.update(runner_env(job, self.settings, str(workdir)))
+        # The runner's JSON log goes to the stack's logs folder too (logs/runner.log), beside
+        # the gateway's, so one grep follows a job through every process.
+        env["CAESAR_LOG_DIR"] = str(self.settings.home / "logs")
+        env.update({k: v for k, v in os.environ.items() if k in ("CAESAR_LOG_FORMAT", "CAESAR_LOG_LEVEL")})
         return env
 
     @staticmethod
