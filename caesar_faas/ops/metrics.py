@@ -46,7 +46,7 @@ def job_counts(store: Store) -> dict[str, dict[str, int]]:
 def file_totals(store: Store) -> tuple[int, int]:
     """(files, bytes) stored, as quotas count them (ready and pending), over every user."""
     files = size = 0
-    for doc in store.totals("user"):
+    for doc in store.totals(totals.SITE, totals.SITE_NAME):  # one aggregate, however many users
         counts = doc.get("counts") or {}
         by_status, bytes_by_status = totals.split(counts, "files_by_status"), totals.split(counts, "bytes_by_status")
         files += sum(v for k, v in by_status.items() if k in COUNTED_FILE_STATUSES)

@@ -92,18 +92,45 @@ class MongoStore(Store):
         for collection, indexes in INDEXES.items():
             for keys in indexes:
                 self.db[collection].create_index(keys)
-        if self.db.totals.find_one({"_id": totals.META_ID}) is None:
-            self.rebuild_totals()
+        meta = self.db.totals.find_one({"_id": totals.META_ID})
+        if meta is None or meta.get("format") != totals.FORMAT:
+            self.rebuild_totals()  # a store from before running totals (or this layout): count it once
 
     def _count(self, delta: totals.Delta) -> None:
         for agg, counts, latest in delta.items():
             kind, _, name = agg.partition(":")
-            ops: dict[str, Any] = {"$setOnInsert": {"kind": kind, "name": name}}
-            if counts:
-                ops["$inc"] = {f"counts.{key}": value for key, value in counts.items()}
+            ops: dict[str, Any] = {}
+            inc = {}
+            for key, value in counts.items():
+                index = totals.run_bucket(key)
+                inc[f"{totals.RUNS}.{index}" if index is not None else f"counts.{key}"] = value
+            if inc:
+                ops["$inc"] = inc
             if latest is not None:
                 ops["$max"] = {"latest": latest}
-            self.db.totals.update_one({"_id": agg}, ops, upsert=True)
+            created = {"kind": kind, "name": name}
+            if kind != totals.APP:
+                self.db.totals.update_one({"_id": agg}, {**ops, "$setOnInsert": created}, upsert=True)
+            elif not any(totals.run_bucket(key) is not None for key in counts):
+                # The histogram comes with the aggregate; this write does not touch it.
+                self.db.totals.update_one({"_id": agg}, {**ops, "$setOnInsert": {**created, totals.RUNS: totals.empty_runs()}},
+                                          upsert=True)
+            else:
+                self._count_runs(agg, created, ops)
+
+    def _count_runs(self, agg: str, created: dict[str, Any], ops: dict[str, Any]) -> None:
+        """$inc of runs.<b> needs the array in place (on a missing field MongoDB would make an
+        object of it): an app aggregate is nearly always there already (its jobs were counted
+        when submitted); otherwise it is created with its array first, then incremented."""
+        has_runs = {"_id": agg, totals.RUNS: {"$type": "array"}}
+        if self.db.totals.update_one(has_runs, ops).matched_count:
+            return
+        try:  # no aggregate, or one without the array: give it one (a concurrent writer may win)
+            self.db.totals.update_one({"_id": agg, totals.RUNS: {"$exists": False}},
+                                      {"$set": {**created, totals.RUNS: totals.empty_runs()}}, upsert=True)
+        except DuplicateKeyError:
+            pass
+        self.db.totals.update_one(has_runs, ops)
 
     def insert(self, collection: str, record: Record) -> None:
         check_record(record, full=True)
@@ -224,6 +251,8 @@ class MongoStore(Store):
             if counts:
                 found.append({"id": doc["_id"], "kind": doc["kind"], "name": doc["name"], "counts": counts,
                               "latest": doc.get("latest")})
+                if totals.RUNS in doc:
+                    found[-1][totals.RUNS] = doc[totals.RUNS]
         return found
 
     def rebuild_totals(self) -> int:
@@ -239,7 +268,8 @@ class MongoStore(Store):
             self.db.totals.replace_one({"_id": doc["id"]}, {k: v for k, v in doc.items() if k != "id"}, upsert=True)
         keep = [doc["id"] for doc in docs] + [totals.META_ID]
         self.db.totals.delete_many({"_id": {"$nin": keep}})
-        self.db.totals.replace_one({"_id": totals.META_ID}, {"kind": "meta", "built": True}, upsert=True)
+        self.db.totals.replace_one({"_id": totals.META_ID}, {"kind": "meta", "built": True, "format": totals.FORMAT},
+                                   upsert=True)
         return len(docs)
 
     def ping(self) -> None:

@@ -178,8 +178,9 @@ class SQLiteStore(Store):
             conn.execute("CREATE TABLE IF NOT EXISTS totals (id TEXT PRIMARY KEY, kind TEXT NOT NULL, "
                          "doc TEXT NOT NULL)")
             conn.execute("CREATE INDEX IF NOT EXISTS totals_kind ON totals (kind, id)")
-            if conn.execute("SELECT 1 FROM totals WHERE id = ?", (totals.META_ID,)).fetchone() is None:
-                self._rebuild_totals(conn)  # a store from before running totals: count it once
+            meta = conn.execute("SELECT doc FROM totals WHERE id = ?", (totals.META_ID,)).fetchone()
+            if meta is None or json.loads(meta[0]).get("format") != totals.FORMAT:
+                self._rebuild_totals(conn)  # a store from before running totals (or this layout): count it once
 
     @staticmethod
     def _add_missing_columns(conn: sqlite3.Connection, name: str) -> None:
@@ -406,7 +407,7 @@ class SQLiteStore(Store):
         conn.executemany("INSERT INTO totals (id, kind, doc) VALUES (?, ?, ?)",
                          [(doc["id"], doc["kind"], json.dumps(doc)) for doc in docs])
         conn.execute("INSERT INTO totals (id, kind, doc) VALUES (?, 'meta', ?)",
-                     (totals.META_ID, json.dumps({"id": totals.META_ID, "built": True})))
+                     (totals.META_ID, json.dumps({"id": totals.META_ID, "built": True, "format": totals.FORMAT})))
         return len(docs)
 
     def ping(self) -> None:

@@ -11,7 +11,15 @@ user:  jobs, jobs_by_state|<state>, jobs_by_app|<app>, cpu_us (runner-reported c
        wall_us (wall_seconds() of finished jobs), files_by_status|<status>,
        bytes_by_status|<status>; `latest`, a high-water mark of created/started/finished
        (last activity never goes backwards, also when the record that set it is deleted);
-app:   jobs, jobs_by_state|<state>, run|<bucket> (a histogram of `elapsed` over SUCCESS jobs).
+app:   jobs, jobs_by_state|<state>; and `runs`, a histogram of `elapsed` over SUCCESS jobs.
+site:  one aggregate (`site:all`) of files_by_status|<status> and bytes_by_status|<status> over
+       every user, so the metrics' stored files and bytes cost one read, not one per user.
+
+The histogram is a dense array of RUN_BUCKETS integers in every app aggregate, allocated when the
+aggregate is created, so reading an app's figures costs the same however many jobs it ran and
+however widely their durations spread (a sparse map of filled buckets grew with both). A write's
+delta names the buckets it moves as `run|<bucket>` increments; the store adds them in place (a
+list index on SQLite, `$inc` of `runs.<bucket>` on MongoDB).
 
 Seconds are kept as integer microseconds and durations as bucket counts, so every counter is an
 integer and a rebuild from the records gives exactly the incremental values. Counter keys never
@@ -31,15 +39,25 @@ from ..jobs.states import SUCCESS, TERMINAL
 
 Counts = dict[str, int]
 
-USER, APP = "user", "app"
-KINDS = (USER, APP)
+USER, APP, SITE = "user", "app", "site"
+KINDS = (USER, APP, SITE)
+SITE_NAME = "all"  # the one site aggregate's name
 META_ID = "meta"  # marks a store whose totals were built (or rebuilt) from its records
+# The layout of the aggregates; a store whose meta record names another (or none) recounts its
+# totals once when opened (version 2: the dense `runs` array replaced sparse run|<b> counters;
+# version 3: the site aggregate).
+FORMAT = 3
 SEP = "|"
 # Durations: bucket 0 holds [0, SMALLEST]; bucket b >= 1 holds (SMALLEST*R^(b-1), SMALLEST*R^b]
 # with R = 10^(1/BUCKETS_PER_DECADE): 64 per decade is a 3.7% wide bucket, so a quantile read from
-# the histogram is within about 2% of the exact one whatever the number of jobs.
+# the histogram is within about 2% of the exact one whatever the number of jobs. DECADES of them
+# reach 10^7 s (116 days, far past any job timeout); a longer run is counted in the last bucket.
 SMALLEST = 1e-3
 BUCKETS_PER_DECADE = 64
+DECADES = 10
+RUN_BUCKETS = 1 + BUCKETS_PER_DECADE * DECADES
+RUNS = "runs"  # the app aggregate's field holding the histogram
+RUN_PREFIX = f"run{SEP}"  # a delta's increment of one bucket: run|<bucket>
 _ESCAPES = {"%": "%25", ".": "%2E", "$": "%24", SEP: "%7C"}
 
 
@@ -94,7 +112,11 @@ def micro(seconds: float) -> int:
 def bucket(seconds: float) -> int:
     if seconds <= SMALLEST:
         return 0
-    return 1 + math.floor(math.log10(seconds / SMALLEST) * BUCKETS_PER_DECADE - 1e-9)
+    return min(RUN_BUCKETS - 1, 1 + math.floor(math.log10(seconds / SMALLEST) * BUCKETS_PER_DECADE - 1e-9))
+
+
+def empty_runs() -> list[int]:
+    return [0] * RUN_BUCKETS
 
 
 def bucket_bounds(index: int) -> tuple[float, float]:
@@ -103,21 +125,19 @@ def bucket_bounds(index: int) -> tuple[float, float]:
     return SMALLEST * 10 ** ((index - 1) / BUCKETS_PER_DECADE), SMALLEST * 10 ** (index / BUCKETS_PER_DECADE)
 
 
-def quantiles(histogram: dict[int, int], fractions: Sequence[float]) -> list[float | None]:
-    """The fraction-quantiles (numpy's linear rule on ranks) of the values counted in
-    `histogram`, each value taken at its rank's place spread evenly through its bucket. One
-    sort of the buckets for all fractions: O(buckets), whatever the number of values."""
-    indexes = sorted(index for index, count in histogram.items() if count > 0)
-    counts = [histogram[index] for index in indexes]
-    total = sum(counts)
+def quantiles(histogram: Sequence[int], fractions: Sequence[float]) -> list[float | None]:
+    """The fraction-quantiles (numpy's linear rule on ranks) of the values counted in the dense
+    `histogram` (count per bucket index), each value taken at its rank's place spread evenly
+    through its bucket. One pass over the fixed number of buckets for all fractions."""
+    ends = list(accumulate(histogram))  # ends[i]: values in buckets 0..i
+    total = ends[-1] if ends else 0
     if total <= 0:
         return [None for _ in fractions]
-    ends = list(accumulate(counts))  # ends[i]: ranks below the end of bucket i
 
     def value_at(rank: int) -> float:
-        i = bisect_right(ends, rank)
-        lo, hi = bucket_bounds(indexes[i])
-        return lo + (hi - lo) * (rank - (ends[i] - counts[i]) + 0.5) / counts[i]
+        i = bisect_right(ends, rank)  # the first bucket whose end passes rank: never empty
+        lo, hi = bucket_bounds(i)
+        return lo + (hi - lo) * (rank - (ends[i] - histogram[i]) + 0.5) / histogram[i]
 
     out: list[float | None] = []
     for fraction in fractions:
@@ -128,7 +148,7 @@ def quantiles(histogram: dict[int, int], fractions: Sequence[float]) -> list[flo
     return out
 
 
-def quantile(histogram: dict[int, int], fraction: float) -> float | None:
+def quantile(histogram: Sequence[int], fraction: float) -> float | None:
     return quantiles(histogram, [fraction])[0]
 
 
@@ -140,7 +160,7 @@ def _job(record: dict[str, Any]) -> tuple[dict[str, Counts], float | None]:
     elapsed = record.get("elapsed")
     if state == SUCCESS and isinstance(elapsed, int | float) and not isinstance(elapsed, bool) \
             and math.isfinite(elapsed):
-        per_app[f"run{SEP}{bucket(max(0.0, float(elapsed)))}"] = 1
+        per_app[f"{RUN_PREFIX}{bucket(max(0.0, float(elapsed)))}"] = 1
     times = [t for t in (timestamp(record.get(k)) for k in ("created", "started", "finished")) if t is not None]
     return {aggregate_id(USER, owner): user, aggregate_id(APP, app): per_app}, max(times, default=None)
 
@@ -149,7 +169,8 @@ def _file(record: dict[str, Any]) -> tuple[dict[str, Counts], float | None]:
     status = escape(str(record.get("status") or "unknown"))
     size = int(number(record.get("size")))
     counts = {f"files_by_status{SEP}{status}": 1, f"bytes_by_status{SEP}{status}": size}
-    return {aggregate_id(USER, record["owner"]): counts}, timestamp(record.get("created"))
+    return {aggregate_id(USER, record["owner"]): counts, aggregate_id(SITE, SITE_NAME): dict(counts)}, \
+        timestamp(record.get("created"))
 
 
 def contribution(collection: str, record: dict[str, Any] | None) -> tuple[dict[str, Counts], float | None]:
@@ -210,19 +231,38 @@ def change(collection: str, before: dict[str, Any] | None, after: dict[str, Any]
 
 def new_aggregate(agg: str) -> dict[str, Any]:
     kind, _, name = agg.partition(":")
-    return {"id": agg, "kind": kind, "name": name, "counts": {}, "latest": None}
+    doc: dict[str, Any] = {"id": agg, "kind": kind, "name": name, "counts": {}, "latest": None}
+    if kind == APP:
+        doc[RUNS] = empty_runs()
+    return doc
+
+
+def run_bucket(key: str) -> int | None:
+    """The bucket a `run|<bucket>` delta key moves, None for any other counter."""
+    return int(key[len(RUN_PREFIX):]) if key.startswith(RUN_PREFIX) else None
 
 
 def apply(doc: dict[str, Any], counts: Counts, latest: float | None) -> dict[str, Any]:
-    """`doc` (an aggregate) with `counts` added and `latest` maxed in; zero counters dropped."""
+    """`doc` (an aggregate) with `counts` added (run|<b> into its `runs` array) and `latest`
+    maxed in; zero counters dropped."""
     merged = dict(doc.get("counts") or {})
+    runs: list[int] | None = None
     for key, value in counts.items():
+        index = run_bucket(key)
+        if index is not None:
+            if runs is None:
+                runs = list(doc.get(RUNS) or empty_runs())
+            runs[index] += value
+            continue
         merged[key] = merged.get(key, 0) + value
         if merged[key] == 0:
             del merged[key]
     current = doc.get("latest")
     newest = current if latest is None else latest if current is None else max(current, latest)
-    return {**doc, "counts": merged, "latest": newest}
+    out = {**doc, "counts": merged, "latest": newest}
+    if runs is not None:
+        out[RUNS] = runs
+    return out
 
 
 class Builder:
