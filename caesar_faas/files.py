@@ -79,6 +79,9 @@ def store_upload(svc: Any, owner: str, upload: UploadedFile, tag: Any) -> dict[s
     except Exception:
         svc.storage.delete(key)
         raise
+    from .logs import get_logger
+
+    get_logger("caesar.files").info("file stored", file_id=record["id"], bytes=record.get("size"))
     announce(svc, record)
     return record
 

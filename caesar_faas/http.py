@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 from flask import Response
 
 from .errors import ApiError, BadRequest, MethodNotAllowed, NotFound, UnsupportedMediaType
+from .logs import bind
 
 log = logging.getLogger("caesar.http")
 
@@ -161,6 +162,7 @@ def authenticated(*methods: str, system: bool = False) -> Callable[[Callable[...
 
             svc = services()
             who = caller(req, svc.settings)
+            bind(user=who.owner)  # on every following line, and on the request's access line
             if system:
                 from .internal_auth import require_system
 
@@ -189,3 +191,13 @@ def caller(req: Request, settings: Any) -> Any:
 
     return authenticate(req.headers, req.query, settings)
 
+
+
+def cloud_event(req: Request) -> dict[str, Any]:
+    """The CloudEvent a connector call carries (binary or structured mode), or 400."""
+    from .events.cloudevents import from_http
+
+    try:
+        return from_http(dict(req.headers), req.body)
+    except ValueError as exc:
+        raise BadRequest(str(exc), code="not_a_cloudevent") from exc

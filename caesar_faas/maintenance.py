@@ -69,6 +69,7 @@ def _save_accounting(svc: Any, now: float) -> str:
 
 def run(svc: Any) -> dict[str, Any]:
     from . import uploads
+    from .jobs import finished
     from .jobs.monitor import run_monitor
 
     now = time.time()
@@ -79,6 +80,7 @@ def run(svc: Any) -> dict[str, Any]:
         ("files_announced", lambda: republish_files(svc, now)),
         ("deletions_finished", lambda: finish_deletions(svc, now)),
         ("accounting", lambda: _save_accounting(svc, now)),
+        ("notifications_swept", lambda: finished.sweep_due(svc.store, svc.bus, now, svc.settings.result_lifetime)),
     ]
     for name, duty in duties:
         # One failing duty must not starve the others; the next run tries again.

@@ -12,4 +12,6 @@ pytest_plugins = [
     "tests.fixtures.runner",
     "tests.fixtures.client",
     "tests.fixtures.slurm",
+    "tests.fixtures.receivers",
+    "tests.fixtures.logscan",
 ]

@@ -86,6 +86,7 @@ PROBES = {
     "accounting": ("GET", "/", 200),
     "dispatcher": ("POST", "/", 403),
     "monitor": ("POST", "/", 403),
+    "notifier": ("POST", "/", 403),  # internal: needs the system role
     "ui": ("GET", "/", 200),
     "uws": ("GET", "/sep/jobs", 200),  # an empty UWS job list
 }

@@ -23,7 +23,8 @@ def test_bindings_and_schedules_come_from_the_annotations():
     stack = load_stack(ROOT / "stack.yml")
     bindings = {(b.function, b.subject) for b in stack.bindings()}
     assert bindings == {("dispatcher", "caesar.jobs.submitted"), ("dispatcher", "caesar.jobs.status"),
-                        ("dispatcher", "caesar.jobs.cancel"), ("registrar", "caesar.storage.events")}
+                        ("dispatcher", "caesar.jobs.cancel"), ("registrar", "caesar.storage.events"),
+                        ("notifier", "caesar.jobs.finished")}
     assert [(s.function, s.cron) for s in stack.schedules()] == [("monitor", "* * * * *")]
     assert all(fn.handler.joinpath("handler.py").exists() for fn in stack.functions.values())
 

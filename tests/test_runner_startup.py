@@ -1,5 +1,5 @@
-"""Runner start-up imports only what a job needs before its finder starts: no matplotlib at all
-(the preview is drawn with Pillow), no finder adapter but the job's own, no websocket support
+"""Runner start-up imports only what a job needs before its finder starts: no matplotlib (the
+preview module is imported by the thread that prepares it beside the finder), no finder adapter but the job's own, no websocket support
 for a nats:// server, and neither the products' writers (preloaded while the finder runs) nor
 requests (only for runners without storage access)."""
 

@@ -30,7 +30,12 @@ def ensure_local_secret(settings: Settings) -> str:
     """
     if settings.jwt_secret:
         return settings.jwt_secret
-    path = secret_path(settings)
+    return ensure_secret_file(secret_path(settings))
+
+
+def ensure_secret_file(path: Path) -> str:
+    """The secret in `path`, created on first use (32 random bytes as hex, mode 0600,
+    atomically: two processes starting together agree on one secret)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         _create_secret(path)

@@ -166,6 +166,7 @@ class LocalBackend(Backend):
                 pid = self._start_plain(env, workdir)
             ref = self._ref(pid, workdir)
             _write_json(workdir / LAUNCH_FILE, ref)
+        log.info("runner of job %s started (pid %d)", job["id"], pid, extra={"job_id": job["id"]})
         return ref
 
     def warm(self) -> None:
@@ -308,6 +309,10 @@ class LocalBackend(Backend):
     def _env(self, job: Record, workdir: Path) -> dict[str, str]:
         env = self._pass_env()
         env.update(runner_env(job, self.settings, str(workdir)))
+        # The runner's JSON log goes to the stack's logs folder too (logs/runner.log), beside
+        # the gateway's, so one grep follows a job through every process.
+        env["CAESAR_LOG_DIR"] = str(self.settings.home / "logs")
+        env.update({k: v for k, v in os.environ.items() if k in ("CAESAR_LOG_FORMAT", "CAESAR_LOG_LEVEL")})
         return env
 
     @staticmethod

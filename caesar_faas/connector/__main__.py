@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
-import os
 import signal
 
 from ..config import load_settings
 from ..local.stack import load_stack
+from ..logs import configure
 from .service import Connector
 
 
@@ -17,8 +16,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="JetStream -> function connector")
     parser.add_argument("--stack", default=None, help="stack.yml with the bindings (topic annotations)")
     args = parser.parse_args()
-    logging.basicConfig(level=os.environ.get("CAESAR_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s connector %(levelname)s %(name)s: %(message)s")
+    configure("connector")
     stack = load_stack(args.stack)
     connector = Connector(load_settings(), stack.bindings())
 

@@ -30,6 +30,8 @@ def request_for(subject: str, payload: bytes, msg_id: str | None) -> tuple[dict[
         doc = None
     if isinstance(doc, dict) and doc.get("specversion") and "id" in doc and "type" in doc:
         headers.update(binary_headers(doc))
+        if doc.get("requestid"):  # the function's AccessLog binds it: its lines carry the id
+            headers["X-Request-Id"] = str(doc["requestid"])
         return headers, json.dumps(doc.get("data")).encode()
     headers["Content-Type"] = "application/json"
     return headers, payload

@@ -18,6 +18,7 @@ from ..events.bus import ensure_stream
 from ..events.subjects import DEAD_PREFIX, STREAM
 from ..internal_auth import auth_headers
 from ..local.stack import Binding
+from ..logs import bind, clear
 from .delivery import ACK, NAK, backoff, dead_letter_body, judge, request_for
 from .targets import target_url
 
@@ -56,6 +57,10 @@ class Connector:
         meta = msg.metadata
         msg_id = (msg.headers or {}).get("Nats-Msg-Id")
         headers, body = request_for(msg.subject, msg.data, msg_id)
+        clear()  # this binding's task: the context of the previous message must not linger
+        about = headers.get("ce-subject")
+        bind(request_id=headers.get("X-Request-Id"), event_id=headers.get("ce-id"), nats_subject=msg.subject,
+             **{("job_id" if msg.subject.startswith("caesar.jobs.") else "file_id"): about})
         status = await asyncio.to_thread(self.invoke, binding, headers, body)
         outcome = judge(status, meta.num_delivered, binding.max_deliver)
         if outcome.action == ACK:

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from ..ids import iso, new_id
+from ..logs import request_id
 from .subjects import event_type
 
 SOURCE = "/caesar-faas"
@@ -16,8 +17,9 @@ def make_event(subject: str, data: dict[str, Any], *, about: str, event_id: str 
     """A CloudEvent. `about` is the CloudEvents `subject` (the file or job id).
 
     A caller that may publish the same fact twice (an outbox retry) passes a stable event_id so
-    that JetStream's duplicate window (Nats-Msg-Id) drops the copy."""
-    return {
+    that JetStream's duplicate window (Nats-Msg-Id) drops the copy. The request id bound now
+    (logs.request_id) travels as the extension attribute `requestid`."""
+    event: dict[str, Any] = {
         "specversion": "1.0",
         "id": event_id or new_id(),
         "source": source,
@@ -27,6 +29,10 @@ def make_event(subject: str, data: dict[str, Any], *, about: str, event_id: str 
         "datacontenttype": "application/json",
         "data": data,
     }
+    rid = request_id()
+    if rid:
+        event["requestid"] = rid
+    return event
 
 
 def encode(event: dict[str, Any]) -> bytes:
@@ -42,7 +48,7 @@ def binary_headers(event: dict[str, Any]) -> dict[str, str]:
         "ce-type": str(event["type"]),
         "Content-Type": str(event.get("datacontenttype", "application/json")),
     }
-    for attr in ("subject", "time"):
+    for attr in ("subject", "time", "requestid"):
         if event.get(attr):
             headers[f"ce-{attr}"] = str(event[attr])
     return headers

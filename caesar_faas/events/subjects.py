@@ -8,6 +8,8 @@ FILES_DELETED = "caesar.files.deleted"
 JOBS_SUBMITTED = "caesar.jobs.submitted"
 JOBS_CANCEL = "caesar.jobs.cancel"
 JOBS_STATUS = "caesar.jobs.status"
+# A job reached its terminal state (whoever moved it there); the notifier listens.
+JOBS_FINISHED = "caesar.jobs.finished"
 # MinIO publishes its bucket notifications here (its own JSON, not CloudEvents).
 STORAGE_EVENTS = "caesar.storage.events"
 DEAD_PREFIX = "caesar.dead."

@@ -12,6 +12,7 @@ from ..errors import BadRequest, Conflict
 from ..events.subjects import JOBS_CANCEL
 from ..ids import epoch
 from ..store.base import Record, Store
+from . import finished
 from .records import COLLECTION, expiry, public_view
 from .states import ABORTED, ALL, is_terminal
 
@@ -79,6 +80,7 @@ def cancel(store: Store, bus: Any, owner: str, job_id: str, *, admin: bool = Fal
                    "elapsed": max(0.0, now - float(started)) if started else 0.0}
         done = store.update(COLLECTION, job_id, changes, expect={"state": job["state"]})
         if done is not None:
+            finished.announce(bus, done)
             if done.get("active"):
                 _publish_cancel(bus, done)
             return public_view(done)

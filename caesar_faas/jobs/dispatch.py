@@ -25,6 +25,7 @@ from ..config import Settings
 from ..ids import epoch
 from ..quotas import next_jobs_to_start
 from ..store.base import Record, Store
+from . import finished
 from .records import COLLECTION, expiry
 from .states import (
     ABORTED,
@@ -96,6 +97,7 @@ def launch_job(store: Store, backend: Backend, settings: Settings, job: Record) 
         return False
     # The runner may already have reported (even finished): only the reference is written here.
     store.update(COLLECTION, job["id"], {"backend_ref": ref}, expect={"backend_ref": None})
+    log.info("job %s launched on the %s backend", job["id"], backend.name, extra={"job_id": job["id"]})
     _stop_if_ended_meanwhile(store, backend, job["id"])
     return True
 
@@ -161,6 +163,7 @@ def on_submitted(store: Store, backend: Backend, bus: Any, settings: Settings, j
     launched = fill_slots(store, backend, settings)
     if job_id in launched:
         return {"job_id": job_id, "action": "launched", "launched": launched}
+    finished.announce(bus, store.get(COLLECTION, job_id))  # only when its launch failed for good
     attempts = int((job.get("dispatch") or {}).get("attempts", 0))
     # Say why it waits, unless meanwhile another delivery launched it or a launch failed (whose
     # status message must stay).
@@ -259,6 +262,10 @@ def on_status(store: Store, backend: Backend, bus: Any, settings: Settings, data
         return {"job_id": job_id, "action": "applied" if applied else "ignored"}
     if phase == "finished":
         done = _apply_finished(store, settings, job_id, data, keep_slot=backend.capacity() is not None)
+        if done is not None:
+            log.info("job %s finished: %s", job_id, done["state"], extra={"state": done["state"]})
+        # Also for a repeated report: an earlier announcement may have been lost (same event id).
+        finished.announce(bus, done or store.get(COLLECTION, job_id))
         if done is None:
             # A redelivered copy after a crash inside release_finished still frees the slot.
             done = store.get(COLLECTION, job_id)

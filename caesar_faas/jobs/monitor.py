@@ -25,6 +25,7 @@ from ..config import Settings
 from ..ids import epoch
 from ..runner.contract import output_prefix
 from ..store.base import Record, Store
+from . import finished
 from .dispatch import MAX_LAUNCH_ATTEMPTS, fill_slots, stop_job
 from .records import COLLECTION, expiry
 from .states import (
@@ -73,6 +74,8 @@ def run_monitor(store: Store, backend: Backend, bus: Any, settings: Settings, no
     if storage is not None:
         _expire(store, backend, storage, now, batch, summary)
     _cancel_orphans(store, backend, now, summary)
+    finished.announce_ids(store, bus, summary["timed_out"] + summary["reconciled"] + summary["lost"]
+                          + summary["aborted"])
     return summary
 
 
@@ -197,8 +200,8 @@ def _redispatch(store: Store, bus: Any, settings: Settings, now: float, batch: i
         if float(dispatch.get("last") or job["created"]) > now - settings.redispatch_after:
             continue
         if int(dispatch.get("attempts", 0)) >= MAX_LAUNCH_ATTEMPTS:
-            _finish(store, settings, job, now, FAILURE, error_class=SYSTEM, active=False,
-                    status=f"Could not be launched after {MAX_LAUNCH_ATTEMPTS} attempts")
+            finished.announce(bus, _finish(store, settings, job, now, FAILURE, error_class=SYSTEM, active=False,
+                                           status=f"Could not be launched after {MAX_LAUNCH_ATTEMPTS} attempts"))
             continue
         count = int(dispatch.get("redispatches", 0)) + 1
         dispatch.update(last=now, redispatches=count)

@@ -95,4 +95,18 @@ def public_view(job: Record, now: float | None = None) -> dict[str, Any]:
         "timeout": job.get("timeout"),
         "products": list(job.get("products") or []),
         "expires": iso_epoch(job.get("expires")),
+        **notifications_view(job),
     }
+
+
+def notifications_view(job: Record) -> dict[str, Any]:
+    """For a job that asked for notifications: what each channel did, e.g. {"notifications":
+    {"webhook": {"status": "sent", "attempts": 1}}} (targets are not repeated back)."""
+    if not job.get("notify"):
+        return {}
+    out = {}
+    for channel in job["notify"]:
+        done = job.get(f"notified_{channel}") or {}
+        out[channel] = {"status": done.get("status", "due"), "attempts": int(done.get("attempts") or 0),
+                        "detail": done.get("detail", "")}
+    return {"notifications": out}

@@ -16,6 +16,8 @@ from ..config import Settings
 from ..errors import BadRequest
 from ..events.subjects import JOBS_SUBMITTED
 from ..ids import epoch, is_id, new_id
+from ..logs import bind, bound, request_id
+from ..ops.drain import require_accepting
 from ..quotas import check_submit, limits_for
 from ..store.base import Store
 from .records import COLLECTION, new_job, public_view
@@ -23,7 +25,7 @@ from .states import PENDING
 
 log = logging.getLogger(__name__)
 
-BODY_KEYS = frozenset({"app", "job_inputs", "data_inputs", "tag", "timeout"})
+BODY_KEYS = frozenset({"app", "job_inputs", "data_inputs", "tag", "timeout", "notify"})
 INPUTFILE = "inputfile"  # caesar-rest also accepts the file id inside job_inputs
 MAX_TAG = 128
 QUEUED_STATUS = "Submitted: waiting for dispatch"
@@ -123,6 +125,15 @@ def _tag(body: dict[str, Any]) -> str:
     return tag
 
 
+def _notify(body: dict[str, Any]) -> dict[str, str] | None:
+    from ..notify.settings import webhook_allow
+    from ..notify.targets import parse_notify
+
+    if body.get("notify") is None:
+        return None
+    return parse_notify(body["notify"], webhook_allow())
+
+
 def submit(store: Store, bus: Any, settings: Settings, principal_owner: str, body: Any, *,
            hold: bool = False, held_status: str = "Pending: waiting to be started",
            destruction: float | None = None) -> dict[str, Any]:
@@ -130,10 +141,12 @@ def submit(store: Store, bus: Any, settings: Settings, principal_owner: str, bod
 
     Returns the public view (answer 202), with `ignored_options` when options without effect
     here were given (apps/spec.py `ignored`). Raises BadRequest (400, naming the offending field or
-    option in `option`) or the quota error of `check_submit`; then nothing was stored.
+    option in `option`) or the quota error of `check_submit`, or 503 while the service drains;
+    then nothing was stored.
     With `hold` (a UWS job created without PHASE=RUN) the job is stored PENDING with `hold: True`
     and nothing is published: no backend takes it until uws.service.run releases it.
     `destruction` (epoch s, UWS) fixes when the job and its products are destroyed."""
+    require_accepting(store)
     body = _check_body(body)
     spec = _app_spec(body, settings)
     options_in, file_id = _split_inputs(body)
@@ -142,6 +155,7 @@ def submit(store: Store, bus: Any, settings: Settings, principal_owner: str, bod
                             "data_inputs" if body.get("data_inputs") is not None else INPUTFILE)
     timeout = _timeout(body)
     tag = _tag(body)
+    notify = _notify(body)
     if timeout is None:  # the app's default, lowered to the caller's maximum
         timeout = min(int(spec.default_timeout or settings.default_job_timeout),
                       limits_for(store, principal_owner, settings).max_job_timeout)
@@ -155,7 +169,12 @@ def submit(store: Store, bus: Any, settings: Settings, principal_owner: str, bod
         job["hold"] = True
     if destruction is not None:
         job["destruction"] = job["expires"] = destruction
+    if notify:
+        job.update(notify=notify, notify_pending=True)  # notify/deliver.py sends them at the end
+    job["request_id"] = request_id()  # carried to the dispatcher, the runner and its events
     store.insert(COLLECTION, job)  # the outbox: stored first, published second
+    bind(job_id=job["id"], app=spec.name, file_id=file_id)
+    log.info("job %s submitted (%s on file %s)", job["id"], spec.name, file_id)
 
     if not hold and not publish_submitted(bus, job):
         changed = store.update(COLLECTION, job["id"], {"status": DELAYED_STATUS}, expect={"state": PENDING})
@@ -171,7 +190,9 @@ def publish_submitted(bus: Any, job: dict[str, Any], event_id: str | None = None
     """Publish the submission event; False (logged, not raised) when the bus is unreachable."""
     data = {"job_id": job["id"], "owner": job["owner"], "app": job["app"]}
     try:
-        bus.publish(JOBS_SUBMITTED, data, about=job["id"], event_id=event_id or submitted_event_id(job["id"]))
+        with bound(request_id=job.get("request_id")):  # also when the monitor publishes it again
+            bus.publish(JOBS_SUBMITTED, data, about=job["id"],
+                        event_id=event_id or submitted_event_id(job["id"]))
         return True
     except Exception as exc:  # noqa: BLE001 - any bus failure leaves the job for the monitor
         log.warning("publishing %s for job %s failed: %s", JOBS_SUBMITTED, job["id"], type(exc).__name__)

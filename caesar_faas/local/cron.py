@@ -18,6 +18,7 @@ import requests
 from ..config import load_settings
 from ..connector.targets import target_url
 from ..internal_auth import auth_headers
+from ..logs import configure
 from .cronexpr import CronExpr
 from .stack import load_stack
 
@@ -35,8 +36,7 @@ def invoke(function: str) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=os.environ.get("CAESAR_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s cron %(levelname)s %(name)s: %(message)s")
+    configure("cron")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -6,13 +6,14 @@ Run: python -m caesar_faas.local.gateway (the supervisor starts it; waitress, th
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 from flask import Blueprint, Flask, request
 from werkzeug.routing import PathConverter
 
 from ..config import load_settings
+from ..logs import bind, configure
+from ..logs.access import AccessLog
 from ..runtime import services
 from ..serving import json_http_errors, serve
 from . import aliases
@@ -37,6 +38,13 @@ def health() -> tuple[dict[str, str], bool]:
     return checks, all(v == "ok" for v in checks.values())
 
 
+def intake_open() -> bool:
+    """False while an administrator drains the service (ops.drain); healthy all the same."""
+    from ..ops.drain import state
+
+    return bool(state(services().store)["accepting"])
+
+
 class AnyPath(PathConverter):
     """werkzeug's path converter, newlines included (its `.` stops at one): a path parameter
     holding %0A must reach its function, which answers for it, not miss every route."""
@@ -51,6 +59,7 @@ def create_app(stack: Stack | None = None) -> Flask:
 
     def invoke(name: str, path: str) -> Any:
         fn = stack.functions.get(name)
+        bind(function=name)  # also for the caesar-rest aliases, whose paths do not name it
         if fn is None:
             return json_error(404, "function_not_found", f"no function named {name!r}")
         try:
@@ -65,7 +74,8 @@ def create_app(stack: Stack | None = None) -> Flask:
     @app.route("/healthz", methods=["GET"])
     def healthz() -> Any:
         checks, ok = health()
-        return {"status": "ok" if ok else "degraded", "checks": checks}, 200 if ok else 503
+        status = ("draining" if ok and not intake_open() else "ok") if ok else "degraded"
+        return {"status": status, "checks": checks}, 200 if ok else 503
 
     @app.route("/function/<name>", methods=METHODS)
     @app.route("/function/<name>/", methods=METHODS)
@@ -110,12 +120,12 @@ def create_app(stack: Stack | None = None) -> Flask:
             answer.headers["Allow"] = ", ".join(sorted(allowed))
         return answer
 
+    app.wsgi_app = AccessLog(app.wsgi_app, function="gateway")  # type: ignore[method-assign]
     return app
 
 
 def main() -> None:
-    logging.basicConfig(level=os.environ.get("CAESAR_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s gateway %(levelname)s %(name)s: %(message)s")
+    configure("gateway")
     settings = load_settings()
     app = create_app()
     if settings.job_backend == "local":

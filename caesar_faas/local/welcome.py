@@ -58,10 +58,13 @@ def banner(settings: Settings) -> str:
         f"-d '{{\"app\": \"sep\", \"job_inputs\": {{}}, \"data_inputs\": \"<uuid>\"}}' {base}/function/submit",
         f"  curl{auth} {base}/function/status/<job_id>",
         f"  curl{auth} -o out.tar.gz {base}/function/output/<job_id>",
+        "",
         "Python and command line (pip install ./client; README, \"Python and command line\"):",
         f"  caesar login --url {base}" + (" --token $TOKEN" if token else ""),
         "  caesar run sep image.fits -o out/",
+        "",
         f"VO tools (pyvo, TOPCAT; README, \"Virtual Observatory\"): UWS 1.1 at {base}/function/uws/<app>/jobs",
+        "",
         f"Web page: {base}/   API: {base}/openapi.yaml   Logs: {settings.home / 'logs'}",
         "Stop with Ctrl-C.",
     ]

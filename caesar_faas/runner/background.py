@@ -8,9 +8,10 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..catalog.preview import Prepared, prepare
+if TYPE_CHECKING:
+    from ..catalog.preview import Prepared
 
 T = TypeVar("T")
 
@@ -32,8 +33,15 @@ def in_thread(fn: Callable[..., T], *args: Any) -> Future[T]:
 
 def start_preview(image_path: Path, hdu_index: int) -> Future[Prepared]:
     """Prepare the preview's pixels: reading and reducing the image overlaps the finder, so
-    only the marks are left for after it."""
-    return in_thread(prepare, image_path, hdu_index)
+    only the marks are left for after it. The preview module (matplotlib, WCS axes) is imported
+    in that thread too, beside the finder, never on the way to it."""
+
+    def work() -> Prepared:
+        from ..catalog.preview import prepare
+
+        return prepare(image_path, hdu_index)
+
+    return in_thread(work)
 
 
 def preload(module: str) -> Future[Any]:

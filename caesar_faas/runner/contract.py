@@ -13,6 +13,7 @@ CAESAR_NATS_TOKEN   the NATS client token (a Kubernetes Job reads it from the ru
 CAESAR_WORKDIR      the job's private work folder (logs, temp files, products before upload)
 CAESAR_JOB_KEY      this job's key (jobs/status_auth.py): each status event's data carries "sig",
                     an HMAC of the data with it; the dispatcher applies only events signed so
+CAESAR_REQUEST_ID   (optional) the request id of the submission, for the logs and status events
 plus thread pinning for the finders' numeric libraries, a headless matplotlib, HOME and TMPDIR
 inside the work folder.
 
@@ -114,4 +115,6 @@ def runner_env(job: Record, settings: Settings, workdir: str, *,
         env["CAESAR_NATS_TOKEN"] = settings.nats_token
     if transfer is None:
         env["CAESAR_STORAGE_URL"] = settings.storage_url
+    if job.get("request_id"):  # the submit's request id: the runner's log lines and events carry it
+        env["CAESAR_REQUEST_ID"] = str(job["request_id"])
     return env

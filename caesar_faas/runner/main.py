@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..logs import bind
 from .cancel import Cancelled, install_cancel_handler
 from .jobenv import ContractError, load_context, workdir_from_env
 from .joblog import setup_logging
@@ -61,6 +62,20 @@ def release_finder_resources(workdir: Path) -> None:
         cleanup_after(spec.local_entry, str(workdir))
 
 
+TERMINATION_LOG = Path("/dev/termination-log")  # Kubernetes mounts it in every container
+
+
+def write_termination_message(message: str, path: Path = TERMINATION_LOG) -> None:
+    """In a Kubernetes pod, the outcome in words for the Job's status (the monitor shows it to the
+    user): without it, FallbackToLogsOnError would show the last JSON log lines instead."""
+    if not message or not path.exists():
+        return
+    try:
+        path.write_text(message[:2000])
+    except OSError:
+        pass
+
+
 def _run(started: float, log: logging.Logger) -> int:
     try:
         ctx = load_context()
@@ -73,6 +88,7 @@ def _run(started: float, log: logging.Logger) -> int:
             write_result(workdir, outcome.finished_data())
         return outcome.exit_code
 
+    bind(job_id=ctx.job_id, app=ctx.app, user=ctx.owner, file_id=ctx.input_file_id)
     log.info("runner for job %s (app %s, owner %s), timeout %gs", ctx.job_id, ctx.app, ctx.owner, ctx.timeout)
     reporter = StatusReporter(ctx.job_id, ctx.owner, ctx.nats_client_url, key=ctx.job_key)
     reporter.started(f"{ctx.app} job started")
@@ -86,6 +102,9 @@ def _run(started: float, log: logging.Logger) -> int:
         outcome.elapsed = time.monotonic() - started
     data = outcome.finished_data()
     write_result(ctx.workdir, data)
+    write_termination_message(str(data.get("message") or ""))
+    log.info("runner of job %s finished: %s, products %s", ctx.job_id, data.get("state"),
+             ", ".join(data.get("products") or []) or "none")
     try:
         reporter.finished(data)
         if not reporter.close(FLUSH_TIMEOUT):

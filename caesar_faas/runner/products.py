@@ -11,7 +11,6 @@ access of its own."""
 from __future__ import annotations
 
 import logging
-import shutil
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from ..catalog.votable import ImageParam, write_votable
 from ..storage.base import Storage
 from .background import in_thread
 from .contract import CATALOG_CSV, CATALOG_JSON, CATALOG_VOT, JOB_LOG, MANIFEST, MAP_NAMES, PREVIEW, REGIONS
+from .joblog import write_user_log
 from .manifest import manifest_entry, media_type, write_manifest
 from .presigned import TransferError, put_file
 
@@ -169,7 +169,7 @@ def finish_uploads(sink: ProductSink, uploaded: Sequence[Path], log_path: Path, 
     for handler in logging.getLogger().handlers:
         handler.flush()
     snapshot = out_dir / JOB_LOG
-    shutil.copyfile(log_path, snapshot)
+    write_user_log(log_path, snapshot, log_path.parent)  # no colour codes, no server paths
     sink.upload(snapshot)
     products = [*uploaded, snapshot]
     manifest = write_manifest([manifest_entry(path) for path in products], out_dir / MANIFEST)

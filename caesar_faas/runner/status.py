@@ -12,6 +12,7 @@ the job's start instead of delaying it (and see main.skip_websocket_support).
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import queue
 import threading
@@ -45,7 +46,9 @@ class StatusReporter:
         self._queue: queue.Queue[Any] = queue.Queue()
         self._failing = False
         self.published: list[int] = []  # seqs that JetStream acknowledged
-        self._thread = threading.Thread(target=self._work, name="status-events", daemon=True)
+        # In the caller's context: the events carry its request id (logs.bind), lines its job id.
+        self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._work,),
+                                        name="status-events", daemon=True)
         self._thread.start()
 
     # -- what the runner calls -------------------------------------------------------------

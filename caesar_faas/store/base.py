@@ -87,7 +87,7 @@ class Store(ABC):
 
     @abstractmethod
     def totals(self, kind: str, name: str | None = None) -> list[Record]:
-        """The running totals of `kind` ("user" | "app"; every one, or only `name`'s), kept by
+        """The running totals of `kind` ("user" | "app" | "site"; every one, or only `name`'s), kept by
         the store with every write of a job or file record (store.totals): {id, kind, name,
         counts {key: int}, latest}. Costs O(aggregates returned), never O(records)."""
 

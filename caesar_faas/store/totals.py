@@ -12,6 +12,8 @@ user:  jobs, jobs_by_state|<state>, jobs_by_app|<app>, cpu_us (runner-reported c
        bytes_by_status|<status>; `latest`, a high-water mark of created/started/finished
        (last activity never goes backwards, also when the record that set it is deleted);
 app:   jobs, jobs_by_state|<state>; and `runs`, a histogram of `elapsed` over SUCCESS jobs.
+site:  one aggregate (`site:all`) of files_by_status|<status> and bytes_by_status|<status> over
+       every user, so the metrics' stored files and bytes cost one read, not one per user.
 
 The histogram is a dense array of RUN_BUCKETS integers in every app aggregate, allocated when the
 aggregate is created, so reading an app's figures costs the same however many jobs it ran and
@@ -37,12 +39,14 @@ from ..jobs.states import SUCCESS, TERMINAL
 
 Counts = dict[str, int]
 
-USER, APP = "user", "app"
-KINDS = (USER, APP)
+USER, APP, SITE = "user", "app", "site"
+KINDS = (USER, APP, SITE)
+SITE_NAME = "all"  # the one site aggregate's name
 META_ID = "meta"  # marks a store whose totals were built (or rebuilt) from its records
 # The layout of the aggregates; a store whose meta record names another (or none) recounts its
-# totals once when opened (version 2: the dense `runs` array replaced sparse run|<b> counters).
-FORMAT = 2
+# totals once when opened (version 2: the dense `runs` array replaced sparse run|<b> counters;
+# version 3: the site aggregate).
+FORMAT = 3
 SEP = "|"
 # Durations: bucket 0 holds [0, SMALLEST]; bucket b >= 1 holds (SMALLEST*R^(b-1), SMALLEST*R^b]
 # with R = 10^(1/BUCKETS_PER_DECADE): 64 per decade is a 3.7% wide bucket, so a quantile read from
@@ -165,7 +169,8 @@ def _file(record: dict[str, Any]) -> tuple[dict[str, Counts], float | None]:
     status = escape(str(record.get("status") or "unknown"))
     size = int(number(record.get("size")))
     counts = {f"files_by_status{SEP}{status}": 1, f"bytes_by_status{SEP}{status}": size}
-    return {aggregate_id(USER, record["owner"]): counts}, timestamp(record.get("created"))
+    return {aggregate_id(USER, record["owner"]): counts, aggregate_id(SITE, SITE_NAME): dict(counts)}, \
+        timestamp(record.get("created"))
 
 
 def contribution(collection: str, record: dict[str, Any] | None) -> tuple[dict[str, Counts], float | None]:

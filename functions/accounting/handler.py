@@ -1,14 +1,17 @@
 """accounting: GET / the caller's own usage (admins: ?user=<id> or ?all=1); GET /apps per-app
-figures (admin); GET|PUT /limits/<user> per-user quota overrides (admin)."""
+figures (admin); GET|PUT /limits/<user> per-user quota overrides (admin); GET /service whether
+the service accepts new work, PUT /service {"accepting", "reason"?, "retry_after"?} (admin: drain)."""
 
 try:  # OpenFaaS image: the shared package is copied next to this file (function.caesar_faas)
     from .caesar_faas import accounting, http, quotas
     from .caesar_faas.auth.principal import is_valid_owner
     from .caesar_faas.errors import BadRequest, Forbidden
+    from .caesar_faas.ops import drain
 except ImportError:  # local gateway and tests: the package is importable from the repo root
     from caesar_faas import accounting, http, quotas
     from caesar_faas.auth.principal import is_valid_owner
     from caesar_faas.errors import BadRequest, Forbidden
+    from caesar_faas.ops import drain
 
 
 def _admin(who) -> None:
@@ -37,6 +40,13 @@ def handle(req: http.Request, svc, who):
         _admin(who)
         snapshot = accounting.compute(svc.store, _now())
         return http.respond(200, {"apps": snapshot["apps"], "computed": snapshot["generated"]})
+    if parts == ["service"]:
+        if req.method == "PUT":
+            _admin(who)
+            return http.respond(200, drain.set_state(svc.store, req.json(), who.owner))
+        if req.method != "GET":
+            raise http.method_not_allowed(req, "GET, PUT")
+        return http.respond(200, drain.state(svc.store))
     if len(parts) == 2 and parts[0] == "limits":
         _admin(who)
         if not is_valid_owner(parts[1]):  # the rule token subjects follow: no limits for impossible users

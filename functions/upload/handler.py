@@ -7,13 +7,19 @@ where an unfinished one stands (parts received, fresh URLs for the rest: a clien
 try:  # OpenFaaS image: the shared package is copied next to this file (function.caesar_faas)
     from .caesar_faas import caesar_rest, files, http, uploads
     from .caesar_faas.caesar_rest import files as caesar_rest_files
+    from .caesar_faas.ops import drain
 except ImportError:  # local gateway and tests: the package is importable from the repo root
     from caesar_faas import caesar_rest, files, http, uploads
     from caesar_faas.caesar_rest import files as caesar_rest_files
+    from caesar_faas.ops import drain
 
 
 @http.authenticated()
 def handle(req: http.Request, svc, who):
+    if req.method == "POST" and req.parts[1:] != ["complete"]:
+        # New uploads only (a large upload whose parts are sent may complete), and before the
+        # body is read: a refused upload costs nothing.
+        drain.require_accepting(svc.store)
     if caesar_rest.marked(req):
         return caesar_rest_files.upload(req, svc, who)
     if len(req.parts) > 2 or len(req.parts) == 2 and req.parts[1] != "complete":

@@ -30,6 +30,16 @@ class Event:
         return self._request.stream if self._body is None else None
 
 
+def function_name():
+    """This function's name for the logs: CAESAR_FUNCTION when set, else the pod's name without
+    the Deployment's two generated suffixes (<name>-<replicaset hash>-<pod id>)."""
+    explicit = os.getenv("CAESAR_FUNCTION", "").strip()
+    if explicit:
+        return explicit
+    parts = os.getenv("HOSTNAME", "").split("-")
+    return "-".join(parts[:-2]) if len(parts) > 2 else (os.getenv("HOSTNAME") or "function")
+
+
 class Context:
     def __init__(self):
         self.hostname = os.getenv("HOSTNAME", "localhost")

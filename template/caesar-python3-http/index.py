@@ -7,13 +7,23 @@ import os
 
 from flask import Flask, request
 
-from faas_contract import Context, Event, format_response
+from faas_contract import Context, Event, format_response, function_name
 from function import handler
 from function.caesar_faas.serving import json_http_errors, serve
 
 app = Flask(__name__)
 json_http_errors(app)
 METHODS = ["GET", "PUT", "POST", "PATCH", "DELETE"]
+
+try:  # the shared package, when the stack copies it in (every caesar function does)
+    from function.caesar_faas.logs import configure
+    from function.caesar_faas.logs.access import AccessLog
+except ImportError:
+    configure = AccessLog = None
+if configure is not None:
+    # JSON lines on stderr (the watchdog forwards them), one access line per request.
+    configure(function_name())
+    app.wsgi_app = AccessLog(app.wsgi_app, function=function_name())
 
 
 @app.route("/", defaults={"path": ""}, methods=METHODS)

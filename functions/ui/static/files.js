@@ -36,13 +36,15 @@ export function filesView() {
   const cursors = [null];
   let page = 0;
   let disposed = false;
+  let latestLoad = 0; // loads overlap (upload, delete, paging): only the newest one may render
 
   async function load() {
+    const mine = ++latestLoad;
     try {
       const q = new URLSearchParams({limit: String(PAGE_SIZE)});
       if (cursors[page]) q.set('cursor', cursors[page]);
       const data = await api(`/files?${q}`);
-      if (disposed) return;
+      if (disposed || mine !== latestLoad) return;
       cursors[page + 1] = data.next_cursor;
       for (const file of data.files) fileNames.set(file.uuid, file.filename_orig);
       render(data.files, data.next_cursor);
@@ -121,12 +123,12 @@ export function filesView() {
         await load();
         record = await waitUntilRegistered(record.uuid);
       }
+      fileInput.value = '';
+      page = 0;
+      await load(); // the table shows the new state before the status line announces it
       status.textContent = record.state === 'ready'
         ? `${file.name} is ready (${formatShape(record.shape)}).`
         : `${file.name}: ${record.status}`;
-      fileInput.value = '';
-      page = 0;
-      await load();
       announceChange();
     } catch (exc) {
       status.textContent = `Upload of ${file.name} failed: ${exc.message}`;
