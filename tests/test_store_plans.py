@@ -68,6 +68,9 @@ SHAPES = [
     Shape("jobs.monitor: stale PENDING", lambda s: s.find("jobs", {"state": "PENDING"}, limit=100)),
     Shape("jobs.monitor: expiry batch", lambda s: s.find("jobs", {"expires": {"lt": NOW}, "active": False}, limit=100,
                                                          order="expires"), bound=("active", "expires")),
+    Shape("jobs.finished: notifications sweep", lambda s: s.find(
+        "jobs", {"active": False, "expires": {"gt": NOW - 600, "lt": NOW - 60}, "notify_pending": True}, limit=100,
+        order="expires"), bound=("active", "expires")),
     Shape("uploads.expire: abandoned uploads", lambda s: s.find(
         "files", {"status": "pending", "expires": {"lt": NOW}}, limit=100, order="expires"), bound=("status", "expires")),
     Shape("maintenance.republish_files: the outbox", lambda s: s.find(
@@ -165,6 +168,8 @@ def test_every_query_shape_uses_an_index_on_mongodb(real_mongo_store):
         ("jobs", {"active": True}, None),
         ("jobs", {"state": {"in": ["PENDING", "STARTED", "RUNNING"]}}, [("created", 1), ("_id", 1)]),
         ("jobs", {"expires": {"lt": NOW}, "active": False}, [("expires", 1), ("_id", 1)]),
+        ("jobs", {"active": False, "expires": {"gt": NOW - 600, "lt": NOW - 60}, "notify_pending": True},
+         [("expires", 1), ("_id", 1)]),
         ("files", {"status": "pending", "expires": {"lt": NOW}}, [("expires", 1), ("_id", 1)]),
         ("files", {"status": "ready", "announced": False, "created": {"lt": NOW}}, [("created", 1), ("_id", 1)]),
         ("files", {"owner": "u1", "tag": "t"}, [("created", -1), ("_id", -1)]),
