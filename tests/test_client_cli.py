@@ -48,7 +48,10 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     folder = tmp_path_factory.mktemp("cli-images")
     truth = make_image(str(folder / "field.fits"), size=256, n_sources=12, seed=21)
     (folder / "plain.fits").write_bytes(fits_bytes((64, 48), seed=2))  # no beam: sep refuses it
-    (folder / "big.fits").write_bytes(fits_bytes((1500, 1500), seed=5))  # 9 MB: above the inline limit
+    # 9 MB: above the inline limit. A real sky (WCS, beam), so an aegean job on it runs for seconds:
+    # the cancel tests need it still running (a runner forked from the warm runner refuses an image
+    # without WCS within milliseconds, before a cancel arrives).
+    make_image(str(folder / "big.fits"), size=1500, n_sources=30, seed=5)
     (folder / "notes.txt").write_text("not a FITS file")
     return {"folder": folder, "truth": truth}
 

@@ -272,7 +272,9 @@ def main(argv: list[str]) -> int:
         print("usage: python -m caesar_faas.runner.zygote <socket fd> <runner module>", file=sys.stderr)
         return 2
     fd, module = int(argv[0]), argv[1]
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s warm-runner %(levelname)s %(message)s")
+    from ..logs import configure
+
+    configure("warm-runner")  # JSON lines on stderr, into the log of the process that started it
     sock = socket.socket(fileno=fd)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C of `make run`: the stack stops us (EOF)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the children: no zombies
