@@ -154,7 +154,10 @@ def _fingerprint() -> tuple[Any, ...]:
     raw = getattr(os.environ, "_data", None)
     env = tuple(raw.items()) if isinstance(raw, dict) else tuple(os.environ.items())
     folder = str(SECRETS_DIR)
-    return folder, env, tuple(_stat_key(os.path.join(folder, name)) for name in _secret_names)
+    # A snapshot of the names first: stat() lets other threads run, and one of them may ask for
+    # a secret nobody asked for before (iterating the dict itself would then fail).
+    names = tuple(_secret_names)
+    return folder, env, tuple(_stat_key(os.path.join(folder, name)) for name in names)
 
 
 def load_settings() -> Settings:

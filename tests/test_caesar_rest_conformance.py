@@ -33,7 +33,7 @@ import yaml
 from openapi_schema_validator import OAS30Validator
 
 from caesar_faas.ids import is_id
-from tests.fixtures.k8s import FakeKubernetes
+from tests.fixtures.k8s import kubernetes_stack
 from tests.fixtures.kube_node import FakeNode
 from tests.fixtures.stack import LocalStack
 from tests.helpers import free_port, wait_for
@@ -172,21 +172,14 @@ class Curl:
 
 
 @pytest.fixture(scope="module")
-def fake():
-    server = FakeKubernetes().start()
-    yield server
-    server.stop()
+def fake(module_fake_k8s):
+    return module_fake_k8s
 
 
 @pytest.fixture(scope="module")
 def k8s_stack(tmp_path_factory, fake):
-    home = tmp_path_factory.mktemp("caesar-rest-stack")
-    kubeconfig = fake.kubeconfig(home.parent / f"{home.name}.kubeconfig")
-    stack = LocalStack(home, free_port(), free_port(), extra_env={
-        "CAESAR_JOB_BACKEND": "kubernetes", "CAESAR_KUBECONFIG": str(kubeconfig)})
-    stack.start()
-    yield stack
-    stack.stop()
+    with kubernetes_stack(fake, tmp_path_factory.mktemp("caesar-rest-stack")) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ only when its stat (mtime, size) changes."""
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -45,3 +46,26 @@ def test_a_secret_file_is_read_again_only_when_its_stat_changes(monkeypatch: pyt
     # Every secret Settings reads is watched, not only a fixed list.
     (secrets / "caesar-status-key").write_text("a-status-key-from-a-file\n")
     assert config.load_settings().status_key == "a-status-key-from-a-file"
+
+
+def test_settings_can_be_loaded_while_other_threads_ask_for_new_secrets(monkeypatch: pytest.MonkeyPatch,
+                                                                        tmp_path: Path) -> None:
+    """A request thread computing the fingerprint must not trip over another thread that asks
+    for a secret nobody asked for before (the watched names grow at run time)."""
+    monkeypatch.setenv("CAESAR_HOME", str(tmp_path))
+    monkeypatch.setattr(config, "SECRETS_DIR", tmp_path)
+    monkeypatch.setattr(config, "_secret_names", dict(config._secret_names))
+    asked = 3000
+
+    def ask_for_new_secrets() -> None:
+        for i in range(asked):
+            config.read_secret(f"caesar-test-secret-{i}", "UNSET_ENV")
+
+    asker = threading.Thread(target=ask_for_new_secrets, daemon=True)
+    asker.start()
+    loads = 0
+    while asker.is_alive() or loads == 0:
+        config.load_settings()
+        loads += 1
+    asker.join(timeout=60)
+    assert len(config._secret_names) >= asked  # the names really grew while settings were loaded

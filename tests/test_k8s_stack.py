@@ -5,28 +5,20 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fixtures.k8s import FakeKubernetes
-from tests.fixtures.stack import LocalStack
-from tests.helpers import free_port, wait_for
+from tests.fixtures.k8s import kubernetes_stack
+from tests.helpers import wait_for
 from tests.samples import fits_bytes
 
 
 @pytest.fixture(scope="module")
-def fake():
-    server = FakeKubernetes().start()
-    yield server
-    server.stop()
+def fake(module_fake_k8s):
+    return module_fake_k8s
 
 
 @pytest.fixture(scope="module")
 def k8s_stack(tmp_path_factory, fake):
-    home = tmp_path_factory.mktemp("k8s-stack")
-    kubeconfig = fake.kubeconfig(home.parent / f"{home.name}.kubeconfig")
-    s = LocalStack(home, free_port(), free_port(), extra_env={
-        "CAESAR_JOB_BACKEND": "kubernetes", "CAESAR_KUBECONFIG": str(kubeconfig)})
-    s.start()
-    yield s
-    s.stop()
+    with kubernetes_stack(fake, tmp_path_factory.mktemp("k8s-stack")) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="module")
