@@ -50,7 +50,13 @@ def mix(stack, tmp_path_factory):
         assert resp.status_code == 202, resp.text
         return resp.json()["job_id"]
 
-    jobs = [submit() for _ in range(3)] + [submit(timeout=1)]
+    # The timeout job gets a 4096^2 image: sep alone needs more than a second on it, whereas on
+    # the small one a runner forked from the warm runner may finish within the second.
+    slow = path.with_name("slow.fits")
+    make_image(str(slow), size=4096, n_sources=8, seed=9)
+    with open(slow, "rb") as fh:
+        slow_id = client.post(stack.url + "/function/upload", files={"file": ("slow.fits", fh)}, timeout=120).json()["uuid"]
+    jobs = [submit() for _ in range(3)] + [submit(timeout=1, data_inputs=slow_id)]
     cancelled = submit()
     client.post(f"{stack.url}/function/cancel/{cancelled}", timeout=30)
     jobs.append(cancelled)
