@@ -46,14 +46,18 @@ def status(client, stack, job_id) -> dict:
 
 
 def job_processes(job_id: str) -> list[int]:
-    """Live processes whose environment names this job (the runner and the finder under it)."""
+    """Live processes of this job: those whose environment names it (a runner started as a
+    process, the finder under it) and those working in its folder (a runner forked from the warm
+    runner keeps the warm runner's start-up environment in /proc, but has the job's cwd)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            if job_id.encode() in (entry / "environ").read_bytes() and b"Z" not in (entry / "stat").read_bytes()[
-                    (entry / "stat").read_bytes().rindex(b")") + 2:][:1]:
+            stat = (entry / "stat").read_bytes()
+            if stat[stat.rindex(b")") + 2:][:1] == b"Z":
+                continue
+            if job_id.encode() in (entry / "environ").read_bytes() or job_id in os.readlink(entry / "cwd"):
                 found.append(int(entry.name))
         except OSError:
             continue
