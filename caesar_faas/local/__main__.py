@@ -148,13 +148,20 @@ class Supervisor:
         if self.stopping:
             return
         self.stopping = True
+        # The monitor first: a run of it while the runners are being stopped would record their
+        # jobs as lost before the stop records them as interrupted (both FAILURE, other words).
+        self._terminate([child for child in self.children if child.name == "cron"])
         stop_local_runners(self.settings)
         # Reverse order: producers of work first, NATS last so they can drain.
-        for child in reversed(self.children):
+        self._terminate(list(reversed(self.children)))
+
+    @staticmethod
+    def _terminate(children: list[Child]) -> None:
+        for child in children:
             if child.proc.poll() is None:
                 child.proc.terminate()
         deadline = time.monotonic() + 10
-        for child in reversed(self.children):
+        for child in children:
             try:
                 child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
