@@ -67,7 +67,7 @@ def store_upload(svc: Any, owner: str, upload: UploadedFile, tag: Any) -> dict[s
     upload.spool.flush()
     # One pass: the spool already holds the bytes and their hashes; the storage takes the file
     # as it is (file://: a rename) or reads it once (s3://).
-    obj = svc.storage.put_file(key, upload.path, size=upload.size, md5=upload.md5, content_type="application/fits")
+    obj = svc.storage.put_file(key, upload.path, size=upload.size, content_type="application/fits")
     record = {
         "id": file_id, "owner": owner, "created": now().timestamp(), "status": "ready",
         "filename_orig": filename, "format": info.format,
@@ -86,22 +86,19 @@ def store_upload(svc: Any, owner: str, upload: UploadedFile, tag: Any) -> dict[s
     return record
 
 
-def spool_dir(svc: Any) -> tuple[str, bool]:
-    """(folder for an inline upload's spool file, whether to compute the storage's md5 there):
-    file:// storage stages it on its own filesystem so storing it is a rename."""
+def spool_dir(svc: Any) -> str:
+    """The folder for an inline upload's spool file: file:// storage stages it on its own
+    filesystem, so storing it is a rename."""
     staging = getattr(svc.storage, "staging_dir", None)
-    if staging is not None:
-        return str(staging), True
-    return str(svc.settings.tmp_dir), False
+    return str(staging if staging is not None else svc.settings.tmp_dir)
 
 
 def store_inline(svc: Any, owner: str, stream: BinaryIO, content_type: str, content_length: str | None, *,
                  limit_message: str) -> dict[str, Any]:
     """A multipart body with the image in field `file` (and `tag`): spooled, checked, stored,
     announced (the upload function, native and caesar-rest's route alike)."""
-    folder, md5 = spool_dir(svc)
     fields, upload = parse_upload(stream, content_type, content_length, max_bytes=svc.settings.max_inline_upload,
-                                  limit_message=limit_message, spool_dir=folder, md5=md5)
+                                  limit_message=limit_message, spool_dir=spool_dir(svc))
     try:
         return store_upload(svc, owner, upload, fields.get("tag"))
     finally:

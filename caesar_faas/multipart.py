@@ -1,8 +1,8 @@
 """Streaming multipart/form-data parsing for inline uploads.
 
-The file part is written to a temporary file while its sha256, size and (when the storage
-will take the spool file as it is) the storage's md5 etag are computed, in one pass and in
-chunks, so a 256 MiB upload never sits in memory as a whole and is never read back to hash it.
+The file part is written to a temporary file while its sha256 and size are computed, in one
+pass and in chunks, so a 256 MiB upload never sits in memory as a whole and is never read back
+to hash it.
 """
 
 from __future__ import annotations
@@ -13,25 +13,25 @@ import tempfile
 from dataclasses import dataclass
 from typing import IO, Any, BinaryIO
 
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser, MultiPartParser
+from werkzeug.http import parse_options_header
 
+from .bodyfile import body_file
 from .checksums import ParallelDigests
 from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from .multipart_mapped import CopiedSpool, parse_mapped
 
 
 class HashingSpool:
-    """A temp file that hashes what is written to it: sha256 (and md5) each on its own thread,
-    beside the writes (checksums.ParallelDigests). close() removes the file unless it was
-    handed over (moved into storage, see files.store_upload)."""
+    """A temp file that hashes what is written to it: the sha256 on its own thread, beside the
+    writes (checksums.ParallelDigests). close() removes the file unless it was handed over
+    (moved into storage, see files.store_upload)."""
 
-    def __init__(self, directory: str | None, *, md5: bool = False) -> None:
+    def __init__(self, directory: str | None) -> None:
         fd, self.name = tempfile.mkstemp(dir=directory, prefix=".upload-")
         self.file: IO[bytes] = os.fdopen(fd, "w+b", buffering=0)  # chunks are large: no copy into a buffer
-        digests: dict[str, Any] = {"sha256": hashlib.sha256()}
-        if md5:
-            digests["md5"] = hashlib.md5(usedforsecurity=False)
-        self.digests = ParallelDigests(**digests)
+        self.digests = ParallelDigests(sha256=hashlib.sha256())
         self.size = 0
 
     def write(self, data: bytes) -> int:
@@ -45,9 +45,6 @@ class HashingSpool:
 
     def sha256_hex(self) -> str:
         return self.digests.hexdigest("sha256")
-
-    def md5_hex(self) -> str | None:
-        return self.digests.hexdigest("md5") if "md5" in self.digests.names else None
 
     def close(self) -> None:
         self.digests.close()
@@ -64,16 +61,11 @@ class HashingSpool:
 @dataclass
 class UploadedFile:
     filename: str
-    spool: HashingSpool
+    spool: HashingSpool | CopiedSpool
 
     @property
     def path(self) -> str:
         return self.spool.name
-
-    @property
-    def md5(self) -> str | None:
-        """The storage etag of a file:// object, when the spool computed it."""
-        return self.spool.md5_hex()
 
     @property
     def sha256(self) -> str:
@@ -85,8 +77,7 @@ class UploadedFile:
 
 
 def parse_upload(stream: BinaryIO, content_type: str, content_length: str | None, *, max_bytes: int,
-                 limit_message: str, spool_dir: str | None = None,
-                 md5: bool = False) -> tuple[dict[str, str], UploadedFile]:
+                 limit_message: str, spool_dir: str | None = None) -> tuple[dict[str, str], UploadedFile]:
     """Fields and the `file` part of a multipart body. 415 when not multipart, 400 without a
     file part, 413 over max_bytes (checked on Content-Length first, then while reading)."""
     if not content_type.lower().startswith("multipart/form-data"):
@@ -94,10 +85,16 @@ def parse_upload(stream: BinaryIO, content_type: str, content_length: str | None
                                    code="unsupported_media_type")
     if content_length and content_length.isdigit() and int(content_length) > max_bytes:
         raise PayloadTooLarge(limit_message, code="too_large_for_inline_upload")
+    fd = body_file(stream, content_length)
+    if fd is not None:  # the server holds the body in a file: read it in place (multipart_mapped)
+        mapped = parse_mapped(fd, _boundary(content_type), max_bytes=max_bytes, spool_dir=spool_dir)
+        if mapped is not None:
+            fields, filename, copied = mapped
+            return fields, UploadedFile(filename=filename, spool=copied)
     spools: list[HashingSpool] = []
 
     def factory(total_content_length: Any, content_type: Any, filename: Any, content_length: Any = None) -> Any:
-        spool = HashingSpool(spool_dir, md5=md5)
+        spool = HashingSpool(spool_dir)
         spools.append(spool)
         return spool
 
@@ -106,6 +103,9 @@ def parse_upload(stream: BinaryIO, content_type: str, content_length: str | None
         "CONTENT_TYPE": content_type,
         "CONTENT_LENGTH": content_length or "",
         "REQUEST_METHOD": "POST",
+        # The stream ends with the body (the server decoded a chunked one, or holds it in memory):
+        # read to its end, under max_bytes, also without a Content-Length.
+        "wsgi.input_terminated": True,
     }
     try:
         _, form, files = _LargeReads(stream_factory=factory, max_content_length=max_bytes,
@@ -113,7 +113,7 @@ def parse_upload(stream: BinaryIO, content_type: str, content_length: str | None
     except RequestEntityTooLarge as exc:
         _close_all(spools)
         raise PayloadTooLarge(limit_message, code="too_large_for_inline_upload") from exc
-    except ValueError as exc:
+    except (ValueError, ClientDisconnected) as exc:
         _close_all(spools)
         raise BadRequest(f"the multipart body does not parse: {exc}", code="invalid_multipart") from exc
     if len(files.getlist("file")) > 1:
@@ -130,6 +130,13 @@ def parse_upload(stream: BinaryIO, content_type: str, content_length: str | None
             other.close()
     spool.flush()
     return {k: form.get(k, "") for k in form}, UploadedFile(filename=part.filename, spool=spool)
+
+
+def _boundary(content_type: str) -> bytes:
+    try:
+        return parse_options_header(content_type)[1].get("boundary", "").encode("ascii")
+    except UnicodeEncodeError:
+        return b""  # werkzeug's parser reports it
 
 
 READ_SIZE = 1024 * 1024  # werkzeug reads 64 KiB at a time: 16x the calls per byte

@@ -1,5 +1,5 @@
-"""Inline uploads in one pass: the spool computes sha256 and the storage's md5 while it is
-written; file:// storage takes the spool file by renaming it (same inode, nothing read back);
+"""Inline uploads in one pass: the spool computes the sha256 while it is written (and no md5:
+a file:// ETag names the version, storage/local.py); file:// storage takes the spool file by renaming it (same inode, nothing read back);
 other storages read it once (put_file); a spool that was not handed over is removed."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 
 from caesar_faas.multipart import HashingSpool, parse_upload
 from caesar_faas.storage.base import Storage
-from caesar_faas.storage.local import LocalStorage
+from caesar_faas.storage.local import LocalStorage, version_tag
 
 
 def _multipart(data: bytes, boundary: str = "xYzBoUnDaRy") -> bytes:
@@ -27,19 +27,17 @@ def test_the_spool_hashes_while_writing_and_file_storage_renames_it(tmp_path: Pa
     data = os.urandom(3 * 1024 * 1024 + 17)
     body = _multipart(data)
     fields, upload = parse_upload(io.BytesIO(body), "multipart/form-data; boundary=xYzBoUnDaRy", str(len(body)),
-                                  max_bytes=10**8, limit_message="too big", spool_dir=str(storage.staging_dir),
-                                  md5=True)
+                                  max_bytes=10**8, limit_message="too big", spool_dir=str(storage.staging_dir))
     try:
         assert fields == {"tag": "t1"} and upload.size == len(data)
         assert upload.sha256 == hashlib.sha256(data).hexdigest()
-        assert upload.md5 == hashlib.md5(data).hexdigest()
         upload.spool.flush()
         inode = os.stat(upload.path).st_ino
-        info = storage.put_file("files/u/x", upload.path, size=upload.size, md5=upload.md5)
+        info = storage.put_file("files/u/x", upload.path, size=upload.size)
     finally:
         upload.spool.close()  # after the hand-over: nothing left to remove, no error
     assert os.stat(storage.path("files/u/x")).st_ino == inode  # moved, not copied
-    assert info.etag == hashlib.md5(data).hexdigest() == storage.stat("files/u/x").etag
+    assert info.etag == version_tag(os.stat(storage.path("files/u/x"))) == storage.stat("files/u/x").etag
     assert b"".join(storage.open("files/u/x")) == data
     assert not any(p.name.startswith(".upload-") for p in storage.staging_dir.iterdir())
 
@@ -47,7 +45,7 @@ def test_the_spool_hashes_while_writing_and_file_storage_renames_it(tmp_path: Pa
 def test_a_spool_not_handed_over_is_removed(tmp_path: Path) -> None:
     spool = HashingSpool(str(tmp_path))
     spool.write(b"abc")
-    assert Path(spool.name).exists() and spool.md5_hex() is None
+    assert Path(spool.name).exists()
     spool.close()
     assert not Path(spool.name).exists()
 
@@ -56,8 +54,9 @@ def test_put_file_from_another_folder_and_of_the_wrong_size(tmp_path: Path) -> N
     storage = LocalStorage(tmp_path / "objects")
     source = tmp_path / "elsewhere.bin"
     source.write_bytes(b"0123456789")
-    info = storage.put_file("files/u/y", str(source), size=10)  # md5 unknown: computed once
-    assert info.etag == hashlib.md5(b"0123456789").hexdigest() and info.size == 10
+    info = storage.put_file("files/u/y", str(source), size=10)
+    assert info.etag == storage.stat("files/u/y").etag and info.size == 10
+    assert storage.read_bytes("files/u/y") == b"0123456789"
     other = tmp_path / "other.bin"
     other.write_bytes(b"short")
     with pytest.raises(ValueError):

@@ -3,7 +3,6 @@ server) and the MinIO-format notifications it sends."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -21,7 +20,7 @@ from flask import Flask
 from caesar_faas.checksums import crc32_b64
 from caesar_faas.storage import MIN_PART_SIZE, ObjectNotFound
 from caesar_faas.storage.base import CRC32_HEADER, MAX_UNSIZED_PUT
-from caesar_faas.storage.local import LocalStorage
+from caesar_faas.storage.local import LocalStorage, version_tag
 from caesar_faas.storage.local_http import storage_blueprint
 from caesar_faas.storage.notifications import COMPLETE_MULTIPART, PUT, parse_minio_record
 from caesar_faas.storage.signing import Grant, SignatureError, Signer, load_signing_key
@@ -173,21 +172,21 @@ def test_signed_put_then_get_through_test_client(local) -> None:
     answer = client.put(path_and_query(storage.presign_put("uploads/u1/f 1+x.fits", size=len(data))),
                         data=data, content_type="application/fits")
     assert answer.status_code == 200
-    md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
-    assert answer.headers["ETag"] == f'"{md5}"'
+    etag = version_tag(os.stat(storage.path("uploads/u1/f 1+x.fits")))  # names this version of the object
+    assert answer.headers["ETag"] == f'"{etag}"'
     assert storage.read_bytes("uploads/u1/f 1+x.fits") == data
 
     [record] = events
     assert record["EventName"] == PUT
     assert record["Key"] == f"{storage.bucket}/uploads/u1/f 1+x.fits"
     assert record["Records"][0]["s3"]["object"]["key"] == "uploads%2Fu1%2Ff+1%2Bx.fits"
-    assert parse_minio_record(record) == [(PUT, storage.bucket, "uploads/u1/f 1+x.fits", len(data), md5)]
+    assert parse_minio_record(record) == [(PUT, storage.bucket, "uploads/u1/f 1+x.fits", len(data), etag)]
 
     got = client.get(path_and_query(storage.presign_get("uploads/u1/f 1+x.fits", filename="résumé \"1\".fits")))
     assert got.status_code == 200 and got.data == data
     assert got.headers["Content-Type"] == "application/fits"
     assert got.headers["Content-Length"] == str(len(data))
-    assert got.headers["ETag"] == f'"{md5}"'
+    assert got.headers["ETag"] == f'"{etag}"'
     disposition = got.headers["Content-Disposition"]
     assert disposition.startswith("attachment;") and "r%C3%A9sum%C3%A9%20%221%22.fits" in disposition
 
@@ -249,11 +248,14 @@ def test_unsized_put_url_takes_any_size_up_to_its_limit(local, monkeypatch: pyte
     client = app.test_client()
     url = storage.presign_put("jobs/u/j/catalog.csv")
     assert f"max_size={MAX_UNSIZED_PUT}" in url and "&size=" not in url
+    etags = set()
     for body in (os.urandom(MIB + 17), b"a,b\n", b""):
         answer = client.put(path_and_query(url), data=body, content_type="text/csv")
         assert answer.status_code == 200, answer.data
-        assert answer.headers["ETag"] == f'"{hashlib.md5(body, usedforsecurity=False).hexdigest()}"'
+        assert answer.headers["ETag"] == f'"{storage.stat("jobs/u/j/catalog.csv").etag}"'
+        etags.add(answer.headers["ETag"])
         assert storage.read_bytes("jobs/u/j/catalog.csv") == body
+    assert len(etags) == 3  # each version its own ETag
     assert [parse_minio_record(r)[0][2] for r in events] == ["jobs/u/j/catalog.csv"] * 3
     got = client.get(path_and_query(storage.presign_get("jobs/u/j/catalog.csv")))
     assert got.headers["Content-Type"].startswith("text/csv")
@@ -440,9 +442,12 @@ def test_layout_and_stale_sidecar(tmp_path: Path) -> None:
     storage.put("files/u/a", io.BytesIO(b"one"))
     assert (tmp_path / "objects" / "files" / "u" / "a").read_bytes() == b"one"
     assert [i.key for i in storage.list("")] == ["files/u/a"]  # bookkeeping never listed
-    # A file changed behind the storage's back: the sidecar no longer matches, the md5 is recomputed.
+    before = storage.stat("files/u/a").etag
+    # A file changed behind the storage's back: the sidecar no longer matches, the ETag is renewed.
     (tmp_path / "objects" / "files" / "u" / "a").write_bytes(b"changed!")
-    assert storage.stat("files/u/a").etag == hashlib.md5(b"changed!", usedforsecurity=False).hexdigest()
+    after = storage.stat("files/u/a").etag
+    assert after != before and after == version_tag(os.stat(tmp_path / "objects" / "files" / "u" / "a"))
+    assert storage.stat("files/u/a").etag == after and storage.read_bytes("files/u/a") == b"changed!"
     with pytest.raises(ValueError):  # a key below an existing object cannot exist on a filesystem
         storage.put("files/u/a/b", io.BytesIO(b"x"))
     storage.delete("files/u/a")

@@ -38,7 +38,7 @@ class BadDigest(ValueError):
 class ObjectInfo:
     key: str
     size: int
-    etag: str  # S3 ETag without quotes (multipart: "<md5>-<parts>"); file://: md5 hex or mtime/size tag
+    etag: str  # S3 ETag without quotes (multipart: "<md5>-<parts>"); file://: a version tag, see storage/local.py
     modified: float  # epoch seconds
 
 
@@ -132,7 +132,7 @@ class Storage(ABC):
         """Store everything read from `stream` (read in CHUNK pieces) under key, atomically:
         readers never see a partial object."""
 
-    def put_file(self, key: str, path: str, *, size: int, md5: str | None = None,
+    def put_file(self, key: str, path: str, *, size: int,
                  content_type: str = "application/octet-stream") -> ObjectInfo:
         """Store the finished local file at `path` (which the caller then no longer needs): read
         once and sent here; file:// moves it into place instead (see LocalStorage)."""

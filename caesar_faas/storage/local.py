@@ -5,9 +5,17 @@ Layout under the root:
   .caesar/meta/<h[:2]>/<h>.json      etag, content type and the identity (inode, size, mtime) of the
                                      data file it describes, h = sha256(key); a sidecar that does not
                                      match the data file (a crash or race between the two renames,
-                                     a file put there by hand) is ignored and the md5 recomputed
+                                     a file put there by hand) is ignored and a fresh one written
   .caesar/tmp/                       files being written; os.replace() publishes them (same filesystem)
-  .caesar/multipart/<upload_id>/     unfinished multipart uploads: upload.json + part-NNNNN files
+  .caesar/multipart/<upload_id>/     unfinished multipart uploads: upload.json, the object being
+                                     assembled and one marker per part in place (local_parts.py)
+
+ETags name versions: a file:// object's ETag is version_tag() of the very file that holds it.
+Every write makes a new file (a temp file renamed into place), so every version has its own tag,
+and none costs a read. (It used to be the md5 of the bytes, as S3's single PUT: md5 runs at
+about half of cp's speed here and capped every upload, issue 11.) A part's ETag comes from its
+CRC32 and size (part_tag: retries of a part answer the same ETag), and a completed multipart
+object keeps S3's form, md5(part ETags)-<parts>. Clients treat ETags as opaque, as S3 asks.
 
 Signed URLs (the presigned equivalent) are served by local_http.py on Settings.public_url.
 """
@@ -28,7 +36,8 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO
 from urllib.parse import quote, urlencode
 
-from ..checksums import ParallelDigests, crc32_b64
+from ..bodyfile import body_file, copy_range, crc32_range
+from ..checksums import crc32_b64
 from ..config import Settings, load_settings
 from .base import (
     CHUNK,
@@ -49,6 +58,7 @@ from .base import (
     validate_key,
     validate_prefix,
 )
+from .local_parts import assembled, store_part, stored_parts
 from .notifications import COMPLETE_MULTIPART, PUT, minio_record
 from .signing import Grant, Signer, load_signing_key
 
@@ -95,6 +105,19 @@ class FileChunks:
 
 def _identity(st: os.stat_result) -> list[int]:
     return [st.st_ino, st.st_size, st.st_mtime_ns]
+
+
+def version_tag(st: os.stat_result) -> str:
+    """The ETag of the file st describes: 32 hex digits from its identity (see the module doc)."""
+    identity = ":".join(str(n) for n in _identity(st))
+    return hashlib.md5(identity.encode(), usedforsecurity=False).hexdigest()
+
+
+def _write_all(fh: IO[bytes], data: bytes) -> None:
+    """fh.write for an unbuffered file, which may write less than asked."""
+    view, written = memoryview(data), 0
+    while written < len(data):
+        written += fh.write(view[written:]) or 0
 
 
 def _copy_into(src: BinaryIO, dst: BinaryIO, length: int) -> None:
@@ -161,9 +184,8 @@ class LocalStorage(Storage):
         tmp.write_text(json.dumps(doc))
         os.replace(tmp, path)
 
-    def _read_meta(self, key: str, st: os.stat_result, fh: BinaryIO | None = None) -> dict[str, Any]:
-        """The sidecar of key if it describes this very data file (st), else a fresh one: the md5
-        recomputed from fh (the handle st came from) or from the current file."""
+    def _read_meta(self, key: str, st: os.stat_result) -> dict[str, Any]:
+        """The sidecar of key if it describes this very data file (st), else a fresh one."""
         meta_path = self._meta_path(key)
         try:
             meta = json.loads(meta_path.read_text())
@@ -171,28 +193,21 @@ class LocalStorage(Storage):
                 return meta
         except (OSError, ValueError):
             pass
-        md5 = hashlib.md5(usedforsecurity=False)
-        if fh is not None:
-            offset = 0
-            while chunk := os.pread(fh.fileno(), CHUNK, offset):  # pread: leaves fh's position alone
-                md5.update(chunk)
-                offset += len(chunk)
-        else:
-            with open(self.root / key, "rb") as own:
-                while chunk := own.read(CHUNK):
-                    md5.update(chunk)
-        meta = {"etag": md5.hexdigest(), "content_type": "application/octet-stream", "identity": _identity(st)}
+        meta = {"etag": version_tag(st), "content_type": "application/octet-stream", "identity": _identity(st)}
         try:
             self._write_json(meta_path, meta)
         except OSError:
             log.warning("could not cache the etag of %s", key)
         return meta
 
-    def _publish(self, tmp: Path, key: str, etag: str, content_type: str) -> ObjectInfo:
-        """Move a finished temp file to key and record its sidecar."""
+    def _publish(self, tmp: Path, key: str, content_type: str, etag: str | None = None) -> ObjectInfo:
+        """Move a finished temp file to key and record its sidecar (etag: its version tag unless
+        given). The rename keeps the inode and mtime, so the identity recorded stays true."""
         target = self.root / key
+        st = os.stat(tmp)
+        etag = etag or version_tag(st)
         self._write_json(self._meta_path(key), {"etag": etag, "content_type": content_type,
-                                                "identity": _identity(os.stat(tmp))})
+                                                "identity": _identity(st)})
         for _ in range(5):  # a concurrent delete may prune the parent folder between mkdir and replace
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -206,10 +221,10 @@ class LocalStorage(Storage):
         st = os.stat(target)
         return ObjectInfo(key=key, size=st.st_size, etag=etag, modified=st.st_mtime)
 
-    def _publish_new(self, tmp: Path, key: str, etag: str, content_type: str) -> ObjectInfo:
+    def _publish_new(self, tmp: Path, key: str, content_type: str) -> ObjectInfo:
         """_publish, with a key that collides with a folder (or a file above it) as ValueError."""
         try:
-            return self._publish(tmp, key, etag, content_type)
+            return self._publish(tmp, key, content_type)
         except (NotADirectoryError, IsADirectoryError, FileExistsError) as exc:
             raise ValueError(f"key {key!r} conflicts with an existing object or folder") from exc
 
@@ -234,10 +249,10 @@ class LocalStorage(Storage):
         put_file is a rename, not a copy."""
         return self._tmp
 
-    def put_file(self, key: str, path: str, *, size: int, md5: str | None = None,
+    def put_file(self, key: str, path: str, *, size: int,
                  content_type: str = "application/octet-stream") -> ObjectInfo:
-        """Move the file into place when it is on this filesystem (with its md5 known, nothing
-        is read again); otherwise copy it once like put()."""
+        """Move the file into place when it is on this filesystem (nothing is read); otherwise
+        copy it once like put()."""
         validate_key(key)
         if os.stat(path).st_size != size:
             raise ValueError(f"{path} does not hold the declared {size} bytes")
@@ -248,13 +263,7 @@ class LocalStorage(Storage):
             with open(path, "rb") as fh:
                 return self.put(key, fh, size=size, content_type=content_type)
         try:
-            if md5 is None:
-                with open(tmp, "rb") as fh:
-                    digest = hashlib.md5(usedforsecurity=False)
-                    while chunk := fh.read(CHUNK):
-                        digest.update(chunk)
-                md5 = digest.hexdigest()
-            return self._publish_new(tmp, key, md5, content_type)
+            return self._publish_new(tmp, key, content_type)
         finally:
             tmp.unlink(missing_ok=True)
 
@@ -263,42 +272,62 @@ class LocalStorage(Storage):
         validate_key(key)
         tmp = self._tmp_file()
         try:
-            etag = self._receive(stream, tmp, size, limit=limit, crc32=crc32)
-            return self._publish_new(tmp, key, etag, content_type)
+            self._receive(stream, tmp, size, limit=limit, crc32=crc32)
+            return self._publish_new(tmp, key, content_type)
         finally:
             tmp.unlink(missing_ok=True)
 
     def _receive(self, stream: IO[bytes], target: Path, size: int | None, *, limit: int | None = None,
-                 crc32: str | None = None) -> str:
-        """Copy stream to target in CHUNK pieces; md5 hex. With size, exactly size bytes, else
-        with limit at most limit bytes; ValueError otherwise. With crc32, BadDigest unless the
-        bytes have that CRC32."""
+                 crc32: str | None = None, want_crc: bool = False) -> str | None:
+        """Copy stream to target in CHUNK pieces. With size, exactly size bytes, else with limit
+        at most limit bytes; ValueError otherwise. With crc32, BadDigest unless the bytes have
+        that CRC32. The bytes' CRC32 (S3's encoding) when it was computed (crc32 or want_crc)."""
+        want_crc = want_crc or crc32 is not None
+        fd = body_file(stream)
+        if fd is not None:  # the server holds the whole body in a file: copy it kernel-side
+            return self._receive_file(fd, target, size, limit=limit, crc32=crc32, want_crc=want_crc)
         crc = 0
         total = 0
         bound = size if size is not None else limit
-        # The md5 on its own thread, beside the CRC32 and the writes (it is the slowest of them).
-        with ParallelDigests(md5=hashlib.md5(usedforsecurity=False)) as digests, open(target, "wb") as fh:
+        with open(target, "wb", buffering=0) as fh:  # chunks are large: no copy into a buffer
             while True:
                 # With a bound ask for one byte past it, so a longer stream is detected.
                 want = CHUNK if bound is None else min(CHUNK, bound - total + 1)
                 chunk = stream.read(want)
                 if not chunk:
                     break
-                chunk = bytes(chunk)  # the md5 thread must see these bytes, not a reused buffer
                 total += len(chunk)
                 if bound is not None and total > bound:
                     what = "declared" if size is not None else "allowed"
                     raise ValueError(f"stream longer than the {what} {bound} bytes")
-                digests.feed(chunk)
-                if crc32 is not None:
+                if want_crc:
                     crc = zlib.crc32(chunk, crc)
-                fh.write(chunk)
-            md5 = digests.hexdigest("md5")
+                _write_all(fh, chunk)
         if size is not None and total != size:
             raise ValueError(f"stream ended after {total} of the declared {size} bytes")
         if crc32 is not None and crc32_b64(crc) != crc32:
             raise BadDigest(f"the body's CRC32 is {crc32_b64(crc)}, the URL was signed for {crc32}")
-        return md5
+        return crc32_b64(crc) if want_crc else None
+
+    def _receive_file(self, fd: int, target: Path, size: int | None, *, limit: int | None, crc32: str | None,
+                      want_crc: bool) -> str | None:
+        """_receive of a body the server holds in the file fd."""
+        held = os.fstat(fd).st_size
+        if size is not None and held != size:
+            raise ValueError(f"stream ended after {held} of the declared {size} bytes" if held < size
+                             else f"stream longer than the declared {size} bytes")
+        if size is None and limit is not None and held > limit:
+            raise ValueError(f"stream longer than the allowed {limit} bytes")
+        got = crc32_b64(crc32_range(fd, 0, held)) if want_crc else None
+        if crc32 is not None and got != crc32:
+            raise BadDigest(f"the body's CRC32 is {got}, the URL was signed for {crc32}")
+        out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            if copy_range(fd, out, 0, held) != held:
+                raise ValueError("the body ended early")
+        finally:
+            os.close(out)
+        return got
 
     def _stat_file(self, key: str) -> os.stat_result:
         try:
@@ -323,7 +352,7 @@ class LocalStorage(Storage):
             raise ObjectNotFound(key) from None
         try:
             st = os.fstat(fh.fileno())
-            meta = self._read_meta(key, st, fh)
+            meta = self._read_meta(key, st)
         except BaseException:
             fh.close()
             raise
@@ -479,53 +508,29 @@ class LocalStorage(Storage):
     def list_parts(self, key: str, upload_id: str) -> StoredParts:
         folder = self._upload_dir(upload_id)
         doc = self._upload_doc(folder, key)
-        found: StoredParts = []
-        for number, _offset, length in doc["plan"]:
-            part = folder / f"part-{number:05d}"
-            try:
-                if os.stat(part).st_size == length:
-                    found.append((number, self._part_etag(part), length))
-            except FileNotFoundError:
-                continue  # not received (or the upload is being completed or aborted)
-        return found
+        return stored_parts(folder, doc["plan"])
 
     def put_part(self, key: str, upload_id: str, number: int, stream: IO[bytes], *, size: int,
                  crc32: str | None = None) -> str:
-        """Store one part (a retry replaces it); its md5 hex, which the client sends back as ETag.
-        With crc32, a body with another CRC32 is refused (BadDigest) and replaces nothing."""
+        """Store one part (a retry replaces it); its ETag (local_parts.part_tag), which the
+        client sends back with the completion. With crc32, a body with another CRC32 is refused (BadDigest)
+        and replaces nothing."""
         folder = self._upload_dir(upload_id)
         doc = self._upload_doc(folder, key)
         planned = {n: length for n, _, length in doc["plan"]}
         if planned.get(number) != size:
             raise ValueError(f"part {number} of this upload must be {planned.get(number)} bytes, not {size}")
-        tmp = self._tmp_file(folder)
-        try:
-            etag = self._receive(stream, tmp, size, crc32=crc32)
-            part = folder / f"part-{number:05d}"
-            # The sidecar names the inode it describes, so a racing retry of the same part can
-            # never pair one body with another body's md5 (completion re-hashes on mismatch).
-            (folder / f"part-{number:05d}.json").write_text(
-                json.dumps({"etag": etag, "identity": _identity(os.stat(tmp))}))
-            os.replace(tmp, part)
-        except FileNotFoundError:
-            raise ObjectNotFound(f"no such upload {upload_id}") from None  # aborted meanwhile
-        finally:
-            tmp.unlink(missing_ok=True)
-        return etag
+        offsets = {n: offset for n, offset, _ in doc["plan"]}
 
-    def _part_etag(self, part: Path) -> str:
-        st = os.stat(part)
+        def receive(body: IO[bytes], tmp: Path, length: int, crc: str | None) -> str:
+            got = self._receive(body, tmp, length, crc32=crc, want_crc=True)
+            assert got is not None
+            return got
+
         try:
-            meta = json.loads(part.with_name(part.name + ".json").read_text())
-            if meta.get("identity") == _identity(st):
-                return str(meta["etag"])
-        except (OSError, ValueError, KeyError):
-            pass
-        md5 = hashlib.md5(usedforsecurity=False)
-        with open(part, "rb") as fh:
-            while chunk := fh.read(CHUNK):
-                md5.update(chunk)
-        return md5.hexdigest()
+            return store_part(folder, number, offsets[number], size, stream, crc32, receive, self._tmp_file(folder))
+        except FileNotFoundError:
+            raise ObjectNotFound(f"no such upload {upload_id}") from None  # completed or aborted meanwhile
 
     def complete_multipart(self, key: str, upload_id: str, parts: PartList, *,
                            crc32s: Crc32List | None = None) -> ObjectInfo:
@@ -543,28 +548,14 @@ class LocalStorage(Storage):
             os.rename(folder, claimed)
         except FileNotFoundError:
             raise ObjectNotFound(f"no such upload {upload_id}") from None
-        tmp = self._tmp_file()
         try:
-            digests = []
-            with open(tmp, "wb") as out:
-                for (number, given), (_, _, length) in zip(parts, doc["plan"], strict=True):
-                    part = claimed / f"part-{number:05d}"
-                    try:
-                        etag = self._part_etag(part)
-                    except FileNotFoundError:
-                        raise ValueError(f"part {number} was never uploaded") from None
-                    if etag != str(given).strip('"') or os.stat(part).st_size != length:
-                        raise ValueError(f"part {number}: ETag or size does not match the uploaded part")
-                    digests.append(bytes.fromhex(etag))
-                    with open(part, "rb") as src:
-                        _copy_into(src, out, length)
-            etag = f"{hashlib.md5(b''.join(digests), usedforsecurity=False).hexdigest()}-{len(digests)}"
-            info = self._publish(tmp, key, etag, "application/octet-stream")
+            with assembled(claimed, doc["plan"], list(parts), int(doc["size"])) as (target, etags):
+                digests = b"".join(bytes.fromhex(etag) for etag in etags)
+                etag = f"{hashlib.md5(digests, usedforsecurity=False).hexdigest()}-{len(etags)}"
+                info = self._publish(target, key, "application/octet-stream", etag)
         except BaseException:
             os.rename(claimed, folder)  # give the upload back: the client may fix its list and retry
             raise
-        finally:
-            tmp.unlink(missing_ok=True)
         shutil.rmtree(claimed, ignore_errors=True)
         self._announce(info, COMPLETE_MULTIPART)
         return info

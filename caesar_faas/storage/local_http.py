@@ -19,10 +19,12 @@ body whose declared length the URL does not allow. A body whose CRC32 is not the
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from ..bodyfile import body_file
 from .base import CRC32_HEADER, BadDigest, ObjectNotFound, content_disposition, validate_key
 from .local import FileChunks, LocalStorage
 from .signing import Grant, SignatureError
@@ -137,6 +139,16 @@ def _download(store: LocalStorage, grant: Grant) -> Response:
                     direct_passthrough=True)
 
 
+def _body(req: Any) -> Any:
+    """The body as the storage should read it: the server's own file when it holds the whole
+    body in one (waitress, for a body over its in-memory buffer: copied kernel-side, see
+    bodyfile.py), else the request's stream, which stops at the cap set above."""
+    raw = req.environ.get("wsgi.input")
+    if req.environ.get("wsgi.input_terminated") and body_file(raw, req.headers.get("Content-Length")) is not None:
+        return raw
+    return req.stream
+
+
 def _upload(store: LocalStorage, grant: Grant) -> Response:
     declared = request.content_length
     if grant.size is not None:
@@ -157,14 +169,15 @@ def _upload(store: LocalStorage, grant: Grant) -> Response:
     # its end (werkzeug raises when a read reaches the cap) and a longer one is seen as such.
     request.max_content_length = limit + 1
     content_type = request.mimetype or "application/octet-stream"
+    stream = _body(request)
     try:
         if grant.upload_id is not None:
             if grant.part is None:
                 return _error(403, "forbidden", "multipart URL without part number")
-            etag = store.put_part(grant.key, grant.upload_id, grant.part, request.stream, size=limit,
+            etag = store.put_part(grant.key, grant.upload_id, grant.part, stream, size=limit,
                                   crc32=grant.crc32)
         else:
-            etag = store.signed_put(grant.key, request.stream, size=grant.size, max_size=grant.max_size,
+            etag = store.signed_put(grant.key, stream, size=grant.size, max_size=grant.max_size,
                                     content_type=content_type, crc32=grant.crc32).etag
     except ObjectNotFound:
         return _error(404, "not_found", "no such upload (completed, aborted or expired)")

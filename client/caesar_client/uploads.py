@@ -5,10 +5,11 @@ the gateway the upload is complete.
 
 Files are streamed from disk in blocks: memory use does not grow with the file size.
 
-Integrity: a first quick pass computes each part's CRC32, which the gateway signs into the part's
-URL, so the store itself refuses a part that arrives damaged (S3 BadDigest). The sha256 of a
-multipart file is computed on another thread while the parts travel and sent with the completion
-(a single PUT's goes with the creation: its storage event may register the file first).
+Integrity: a first pass computes each part's CRC32, which the gateway signs into the part's URL,
+so the store itself refuses a part that arrives damaged (S3 BadDigest), and the file's sha256 on
+a thread beside it (one read of the file for both). A multipart file's sha256 is sent with the
+completion (a single PUT's goes with the creation: its storage event may register the file
+first); a resumed upload hashes the file while its missing parts travel.
 
 Resuming: the id of an unfinished presigned upload is remembered under the state folder, keyed by
 the server, the file's path, size and modification time. Uploading the same file again asks the
@@ -21,6 +22,7 @@ import base64
 import hashlib
 import json
 import os
+import queue
 import threading
 import time
 import uuid
@@ -57,19 +59,44 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
 
 def file_part_crc32(path: str | os.PathLike[str], sections: Iterable[tuple[int, int]]) -> list[str]:
     """The CRC32 of each (offset, size) section of a file, in one sequential read."""
+    return file_checksums(path, sections, sha256=False)[0]
+
+
+def file_checksums(path: str | os.PathLike[str], sections: Iterable[tuple[int, int]], *,
+                   sha256: bool = True) -> tuple[list[str], str | None]:
+    """The CRC32 of each (offset, size) section of a file and the sha256 of the sections read
+    in order (the whole file when they cover it), in one sequential read: the sha256 on a
+    thread beside the CRC32s (hashlib lets go of the GIL), fed the same blocks."""
     out = []
-    with open(path, "rb") as fh:
-        for offset, size in sections:
-            fh.seek(offset)
-            value, left = 0, size
-            while left:
-                block = fh.read(min(READ_BLOCK, left))
-                if not block:
-                    raise UploadError(f"{path} is shorter than planned (it changed while being uploaded?)")
-                value = zlib.crc32(block, value)
-                left -= len(block)
-            out.append(crc32_b64(value))
-    return out
+    blocks: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+    digest = hashlib.sha256()
+    hasher = threading.Thread(target=_hash_blocks, args=(blocks, digest), name="sha256", daemon=True)
+    if sha256:
+        hasher.start()
+    try:
+        with open(path, "rb") as fh:
+            for offset, size in sections:
+                fh.seek(offset)
+                value, left = 0, size
+                while left:
+                    block = fh.read(min(READ_BLOCK, left))
+                    if not block:
+                        raise UploadError(f"{path} is shorter than planned (it changed while being uploaded?)")
+                    if sha256:
+                        blocks.put(block)
+                    value = zlib.crc32(block, value)
+                    left -= len(block)
+                out.append(crc32_b64(value))
+    finally:
+        if sha256:
+            blocks.put(None)
+            hasher.join()
+    return out, digest.hexdigest() if sha256 else None
+
+
+def _hash_blocks(blocks: queue.Queue[bytes | None], digest: Any) -> None:
+    while (block := blocks.get()) is not None:
+        digest.update(block)
 
 
 def sections(size: int, part_size: int) -> list[tuple[int, int]]:
@@ -103,15 +130,14 @@ class FileSection:
         # http.client asks for 8 KiB at a time; answering with up to READ_BLOCK sends the part in
         # far fewer writes (several times faster against S3 servers that store streamed bodies).
         n = self._left if n is None or n < 0 else min(max(n, READ_BLOCK), self._left)
+        if self._pieces and self._pieces[0] is None and n <= self._file_left:
+            return self._read_file(n)  # the common case: bytes straight from the file, no copy
         out = bytearray()
         while len(out) < n and self._pieces:
             piece = self._pieces[0]
             want = n - len(out)
             if piece is None:
-                chunk = self._fh.read(min(want, self._file_left)) if self._file_left else b""
-                self._file_left -= len(chunk)
-                if chunk and self._on_read:
-                    self._on_read(len(chunk))
+                chunk = self._read_file(min(want, self._file_left), counted=False) if self._file_left else b""
                 if not self._file_left or not chunk:
                     self._pieces.pop(0)
             else:
@@ -123,6 +149,18 @@ class FileSection:
             out += chunk
         self._left -= len(out)
         return bytes(out)
+
+    def _read_file(self, n: int, *, counted: bool = True) -> bytes:
+        """Up to n bytes of the file section (counted: also taken off what is left to send)."""
+        chunk = self._fh.read(n)
+        self._file_left -= len(chunk)
+        if counted:
+            self._left -= len(chunk)
+            if not self._file_left:
+                self._pieces.pop(0)
+        if chunk and self._on_read:
+            self._on_read(len(chunk))
+        return chunk
 
     def close(self) -> None:
         self._fh.close()
@@ -171,6 +209,16 @@ def upload_inline(transport: Transport, path: Path, tag: str | None, progress: b
 
 
 # ---- the presigned flow ----
+
+class _Known:
+    """A sha256 computed already (with the part CRC32s), in _Sha256InBackground's shape."""
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def result(self) -> str:
+        return self._value
+
 
 class _Sha256InBackground:
     """file_sha256 on a daemon thread (hashlib releases the GIL, so it overlaps the part PUTs)."""
@@ -283,7 +331,7 @@ def upload_presigned(transport: Transport, path: Path, *, tag: str | None = None
             if resumed.get("state") == "ready":
                 return {**resumed, "parts": [], "parts_sent": 0, "resumed": 0}
             resumed = None
-    sha256 = None
+    sha256: _Known | _Sha256InBackground | None = None
     if resumed is None:
         if part_size is None:
             part_size = int(transport.json("GET", "function/upload", what="reading the upload limits")["part_size"])
@@ -292,11 +340,11 @@ def upload_presigned(transport: Transport, path: Path, *, tag: str | None = None
             request["tag"] = tag
         if checksums:
             planned = sections(size, part_size)
-            request["part_crc32"] = file_part_crc32(path, planned)
+            request["part_crc32"], whole = file_checksums(path, planned)
             if len(planned) == 1:
-                request["sha256"] = file_sha256(path)  # a single PUT may be registered before completion
+                request["sha256"] = whole  # a single PUT may be registered before completion
             else:
-                sha256 = _Sha256InBackground(path)
+                sha256 = _Known(str(whole))
         plan = transport.json("POST", "function/upload", what=f"creating the upload of {path.name}", json=request)
         if book:
             book.remember(transport.url, path, plan["uuid"])

@@ -1,0 +1,30 @@
+"""The headers of one part of a multipart/form-data body, read the strict way: for the fast
+reader of inline uploads (multipart_mapped.py), which leaves anything unusual to werkzeug's
+parser."""
+
+from __future__ import annotations
+
+from werkzeug.http import parse_options_header
+
+
+def part_disposition(block: bytes) -> tuple[str, str | None] | None:
+    """(name, filename or None) from a part's header block, or None if it is not plain form-data."""
+    try:
+        lines = block.decode("latin-1").split("\r\n")
+    except UnicodeDecodeError:
+        return None
+    disposition = None
+    for line in lines:
+        name, colon, value = line.partition(":")
+        if not colon or not name or name != name.strip():
+            return None  # folded or malformed headers: werkzeug's reading applies
+        if name.lower() == "content-disposition":
+            if disposition is not None:
+                return None
+            disposition = value.strip()
+    if disposition is None:
+        return None
+    kind, options = parse_options_header(disposition)
+    if kind != "form-data" or not options.get("name"):
+        return None
+    return options["name"], options.get("filename")
