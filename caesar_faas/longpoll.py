@@ -1,8 +1,8 @@
 """Long-poll WAIT (Rubin UWS lesson): hold the answer until what the client already knows changes,
 or the wait runs out. `wait_for_change` watches one job's state (or, when the client says which it
 knows, its progress too: status); `wait_for_page_change` one page of a list (jobs: the web page's
-live table). Both poll the store; a deployment with many waiters could subscribe to
-caesar.jobs.status instead."""
+live table). Both poll the store; a job's waiter is also woken at once by a write of this process
+(store/changes.py). A deployment with many waiters could subscribe to caesar.jobs.status instead."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any
 from .errors import BadRequest
 from .jobs.control import load_job
 from .jobs.states import ALL, TERMINAL
+from .store import changes
 
 POLL_INTERVAL = 0.5
 
@@ -30,16 +31,17 @@ def wait_for_change(store: Any, owner: str, is_admin: bool, job_id: str, *, wait
     phase (uws/service.py checks those)."""
     if since and key is _state and since not in ALL:
         raise BadRequest(f"state must be one of {', '.join(ALL)}", code="invalid_query")
-    job = load_job(store, owner, job_id, admin=is_admin)
-    deadline = time.monotonic() + wait
-    known = since or key(job)
-
-    def unchanged(job: dict[str, Any]) -> bool:
-        return key(job) == known and (since_progress is None or job.get("progress", 0) == since_progress)
-
-    while unchanged(job) and job["state"] not in TERMINAL and time.monotonic() < deadline:
-        time.sleep(min(POLL_INTERVAL, max(0.0, deadline - time.monotonic())))
+    with changes.watching("jobs", job_id) as watch:  # woken at once by this process's writes
         job = load_job(store, owner, job_id, admin=is_admin)
+        deadline = time.monotonic() + wait
+        known = since or key(job)
+
+        def unchanged(job: dict[str, Any]) -> bool:
+            return key(job) == known and (since_progress is None or job.get("progress", 0) == since_progress)
+
+        while unchanged(job) and job["state"] not in TERMINAL and time.monotonic() < deadline:
+            watch.wait(min(POLL_INTERVAL, max(0.0, deadline - time.monotonic())))
+            job = load_job(store, owner, job_id, admin=is_admin)
     return job
 
 

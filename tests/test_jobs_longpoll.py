@@ -11,6 +11,7 @@ from caesar_faas import longpoll
 from caesar_faas.ids import epoch, new_id
 from caesar_faas.jobs import control
 from caesar_faas.jobs.records import COLLECTION, new_job
+from caesar_faas.store import changes
 
 
 def add_job(store, owner="ana", app="sep", created=None):
@@ -113,3 +114,26 @@ def test_status_wait_can_also_follow_the_progress(sqlite_store):
     # Without since_progress only the state counts, as before: the wait runs out unchanged.
     held = longpoll.wait_for_change(sqlite_store, "ana", False, job_id, wait=1, since="RUNNING")
     assert held["progress"] == 50 and held["state"] == "RUNNING"
+
+
+def test_a_status_waiter_is_woken_by_the_write_not_by_the_next_poll(any_store, monkeypatch):
+    """A job's state written by this process ends its waiters' wait at once (store/changes.py):
+    with polls 60 s apart, the answer still comes as soon as the job has finished. Other jobs'
+    writes do not end the wait."""
+    monkeypatch.setattr(longpoll, "POLL_INTERVAL", 60.0)
+    job_id, other = add_job(any_store), add_job(any_store)
+    any_store.update(COLLECTION, job_id, {"state": "RUNNING"})
+    answers: list[dict] = []
+    waiter = threading.Thread(target=lambda: answers.append(
+        longpoll.wait_for_change(any_store, "ana", False, job_id, wait=50, since="RUNNING")))
+    begun = time.monotonic()
+    waiter.start()
+    any_store.update(COLLECTION, other, {"state": "RUNNING"})  # wakes it, but it is not its job
+    deadline = time.monotonic() + 30
+    while ("jobs", job_id) not in changes._watched:  # the waiter is watching its job
+        assert time.monotonic() < deadline, "the waiter never started watching"
+        time.sleep(0.01)
+    assert any_store.update(COLLECTION, job_id, {"state": "SUCCESS"}, expect={"state": "RUNNING"})
+    waiter.join(timeout=30)
+    assert not waiter.is_alive(), "the waiter slept through the write"
+    assert answers[0]["state"] == "SUCCESS" and time.monotonic() - begun < 30

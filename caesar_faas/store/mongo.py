@@ -20,6 +20,7 @@ from pymongo.errors import DuplicateKeyError
 
 from . import cursors, totals
 from .base import COLLECTIONS, DuplicateId, Filter, Page, Record, Store
+from .changes import changed as record_changed
 from .filters import check_field, to_mongo, validate
 from .records import check_changes, check_record
 
@@ -169,7 +170,10 @@ class MongoStore(Store):
         if not ops:  # MongoDB refuses an empty update; the answer is then just the check
             return _to_record(coll.find_one(query))
         if not totals.counted(collection):
-            return _to_record(coll.find_one_and_update(query, ops, return_document=ReturnDocument.AFTER))
+            updated = _to_record(coll.find_one_and_update(query, ops, return_document=ReturnDocument.AFTER))
+            if updated is not None:
+                record_changed(collection, record_id)
+            return updated
         # The document as it was, to count the change; the after is what $set/$unset of
         # top-level fields (check_changes) make of it.
         before = _to_record(coll.find_one_and_update(query, ops, return_document=ReturnDocument.BEFORE))
@@ -179,6 +183,7 @@ class MongoStore(Store):
         for field in unset or []:
             after.pop(field, None)
         self._count(totals.change(collection, before, after))
+        record_changed(collection, record_id)
         return after
 
     def upsert(self, collection: str, record: Record) -> None:

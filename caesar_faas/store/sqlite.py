@@ -30,6 +30,7 @@ from typing import Any
 
 from . import cursors, totals
 from .base import COLLECTIONS, DuplicateId, Filter, Page, Record, Store
+from .changes import changed as record_changed
 from .filters import check_field, is_number, lookup, matches, validate
 from .records import check_changes, check_record
 
@@ -296,7 +297,8 @@ class SQLiteStore(Store):
                 record.pop(field, None)
             self._rewrite_row(conn, collection, record)
             self._count(conn, totals.change(collection, before, record))
-            return record
+        record_changed(collection, record_id)  # committed: a waiter reading now sees it
+        return record
 
     def upsert(self, collection: str, record: Record) -> None:
         check_record(record, full=False)
