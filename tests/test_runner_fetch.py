@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from caesar_faas.gunzip import GzipError
-from caesar_faas.runner.fetch import INPUT_NAME, fetch_input
+from caesar_faas.runner.fetch import INPUT_NAME, copy_local_input, fetch_input, save_input
 from caesar_faas.storage import open_storage
 from caesar_faas.storage.base import CHUNK, ObjectNotFound
 from tests.samples import fits_bytes
@@ -65,3 +65,25 @@ def test_truncated_gzip_is_an_error(storage_url: str, tmp_path: Path) -> None:
 def test_missing_object(storage_url: str, tmp_path: Path) -> None:
     with pytest.raises(ObjectNotFound):
         fetch_input(storage_url, "files/u/missing", tmp_path)
+
+
+def test_plain_file_storage_input_is_copied_kernel_side_and_a_stream_the_same(storage_url: str,
+                                                                               tmp_path: Path) -> None:
+    """file:// (copy_local_input: copy_file_range while hashing the stored file) and a stream of
+    chunks (save_input: other storages, presigned URLs) give the same input and sha256."""
+    data = os.urandom(2 * CHUNK + 5)
+    put(storage_url, "files/u/k", data)
+    storage = open_storage(storage_url)
+    copied_dir, streamed_dir = tmp_path / "copied", tmp_path / "streamed"
+    copied_dir.mkdir()
+    streamed_dir.mkdir()
+    copied = copy_local_input(storage.path("files/u/k"), copied_dir)
+    streamed = save_input(storage.open("files/u/k"), streamed_dir)
+    assert copied is not None
+    assert copied.path.read_bytes() == streamed.path.read_bytes() == data
+    assert (copied.sha256, copied.stored_size) == (streamed.sha256, streamed.stored_size) == \
+        (hashlib.sha256(data).hexdigest(), len(data))
+    put(storage_url, "files/u/g", gzip.compress(data))
+    assert copy_local_input(storage.path("files/u/g"), copied_dir) is None  # gzip: streamed, decompressed
+    with pytest.raises(ObjectNotFound):
+        copy_local_input(storage.path("files/u/none"), copied_dir)

@@ -13,7 +13,7 @@ from astropy.io.votable import from_table, parse, writeto
 from astropy.table import Table
 
 from caesar_faas.catalog.schema import COLUMNS
-from caesar_faas.catalog.votable import _column, write_votable
+from caesar_faas.catalog.votable import DATE_SLOT, _column, votable_envelope, write_votable
 
 PROVENANCE = {"app": "sep", "job_id": "j", "options": {"thresh": 5.0}, "input_filename": "x.fits"}
 
@@ -63,3 +63,19 @@ def test_control_characters_cannot_break_the_xml(tmp_path: Path) -> None:
     rows[0]["name"] = "bad\x00\x07name"
     table = _parsed(write_votable(rows, COLUMNS, PROVENANCE, tmp_path / "ctl.vot"))
     assert table["name"][0] == "bad\ufffd\ufffdname"
+
+
+def test_an_envelope_made_beforehand_gives_the_same_document(tmp_path: Path) -> None:
+    """The runner makes the document around the rows while the finder runs (votable_envelope);
+    with the provenance's date filled in later, the file is the one made all at once. An
+    envelope for another provenance is not used."""
+    dated = {**PROVENANCE, "date": "2026-12-01T17:20:00Z"}
+    envelope = votable_envelope(COLUMNS, PROVENANCE)
+    at_once = write_votable(_rows(), COLUMNS, dated, tmp_path / "at_once.vot").read_text()
+    later = write_votable(_rows(), COLUMNS, dated, tmp_path / "later.vot", envelope=envelope).read_text()
+    assert later == at_once and DATE_SLOT not in later
+    infos = {info.name: info.value for info in parse(str(tmp_path / "later.vot")).resources[0].infos}
+    assert infos["date"] == "2026-12-01T17:20:00Z" and infos["app"] == "sep"
+    other = votable_envelope(COLUMNS, {**PROVENANCE, "app": "aegean"})
+    mismatched = write_votable(_rows(), COLUMNS, dated, tmp_path / "other.vot", envelope=other).read_text()
+    assert mismatched == at_once

@@ -91,11 +91,46 @@ def _ucd(name: str, frame: SkyFrame) -> str | None:
     return UCDS.get(name)
 
 
+@dataclass(frozen=True)
+class Envelope:
+    """Everything of a VOTable document but its rows, for the provenance it was made from
+    (whose "date" is filled in when the rows are written)."""
+
+    head: str
+    tail: str
+    provenance: dict[str, Any]
+
+
+DATE_SLOT = "caesar-faas:date-of-the-products"  # replaced by the provenance's date when written
+
+
 def write_votable(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str, str, str]],
                   provenance: dict[str, Any], path: Path, *, frame: SkyFrame = ICRS,
-                  image_params: Sequence[ImageParam] = ()) -> Path:
+                  image_params: Sequence[ImageParam] = (), envelope: Envelope | None = None) -> Path:
     """rows ordered and cleaned (values.ordered_rows); columns the schema's tuples; frame the
-    image's celestial frame (catalog/frames.py); image_params its frequency and beam."""
+    image's celestial frame (catalog/frames.py); image_params its frequency and beam. envelope:
+    made beforehand by votable_envelope with these columns, frame and image_params (used when
+    its provenance is this one, the date aside)."""
+    undated = {k: v for k, v in provenance.items() if k != "date"}
+    if envelope is None or envelope.provenance != undated:
+        envelope = votable_envelope(columns, undated, frame=frame, image_params=image_params)
+    date = _text_cell(_text(provenance.get("date", ""))).replace('"', "&quot;")  # an attribute value
+    kinds = [_numpy_dtype(dtype).kind for _, _, dtype, _ in columns]
+    names = [name for name, _, _, _ in columns]
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(envelope.head.replace(DATE_SLOT, date))
+        fh.write(_TABLEDATA_OPEN)
+        fh.writelines(_tabledata_rows(rows, names, kinds))
+        fh.write(_TABLEDATA_INDENT + _TABLEDATA_CLOSE)
+        fh.write(envelope.tail)
+    return path
+
+
+def votable_envelope(columns: Sequence[tuple[str, str, str, str]], provenance: dict[str, Any], *,
+                     frame: SkyFrame = ICRS, image_params: Sequence[ImageParam] = ()) -> Envelope:
+    """The document around the rows (astropy's writer: 50-100 ms, so the runner makes it while
+    the finder runs). provenance without its "date"."""
+    provenance = {k: v for k, v in provenance.items() if k != "date"}
     # One placeholder row (all null): astropy writes its TABLEDATA element, whose rows are ours.
     table = Table([_column(name, unit, dtype, description, [None])
                    for name, unit, dtype, description in columns])
@@ -115,7 +150,7 @@ def write_votable(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, s
         vo_table.params.append(Param(votable, name=item.name, ID=item.name, datatype="double", value=item.value,
                                      unit=item.unit, ucd=item.ucd))
         vo_table.params[-1].description = item.description
-    for key, value in provenance.items():
+    for key, value in {**provenance, "date": DATE_SLOT}.items():
         if key == "options":
             continue
         if isinstance(value, dict):  # e.g. software versions: one INFO per package
@@ -133,17 +168,9 @@ def write_votable(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, s
     writeto(votable, document)
     head, opened, rest = document.getvalue().decode("utf-8").partition(_TABLEDATA_OPEN)
     _placeholder, closed, tail = rest.partition(_TABLEDATA_CLOSE)
-    if not (opened and closed):
+    if not (opened and closed) or head.count(DATE_SLOT) != 1:
         raise ValueError("astropy wrote the table in an unexpected form")
-    kinds = [_numpy_dtype(dtype).kind for _, _, dtype, _ in columns]
-    names = [name for name, _, _, _ in columns]
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(head)
-        fh.write(_TABLEDATA_OPEN)
-        fh.writelines(_tabledata_rows(rows, names, kinds))
-        fh.write(_TABLEDATA_INDENT + _TABLEDATA_CLOSE)
-        fh.write(tail)
-    return path
+    return Envelope(head=head, tail=tail, provenance=provenance)
 
 
 _TABLEDATA_OPEN, _TABLEDATA_CLOSE = "<TABLEDATA>\n", "</TABLEDATA>"

@@ -20,7 +20,7 @@ from ..gunzip import GzipError
 from ..storage import open_storage
 from ..storage.base import ObjectNotFound
 from . import finders
-from .background import preload, start_preview
+from .background import in_thread, preload, start_preview
 from .execute import DeadlineExceeded, run_commands
 from .fetch import FetchedInput, fetch_input, fetch_input_url
 from .finders import UsageError
@@ -143,6 +143,10 @@ class JobRun:
         commands = adapter.argv(str(fetched.path), options, str(ctx.workdir))
         preview = start_preview(fetched.path, hdu_index)  # while the finder runs
         products = preload("caesar_faas.runner.products")
+        # The VOTable's document around its rows, for the provenance the products will have (the
+        # date aside), made while the finder runs: astropy's writer takes 50-100 ms.
+        envelope = in_thread(lambda: products.result().prepare_envelope(header, self._provenance(spec, options,
+                                                                                                 fetched)))
 
         def finished(index: int, total: int) -> None:
             percent = COMMANDS_FROM + (COMMANDS_TO - COMMANDS_FROM) * (index + 1) // total
@@ -161,7 +165,7 @@ class JobRun:
         write_catalog_products = products.result().write_catalog_products
         paths = write_catalog_products(rows, ctx.products_dir, image_path=fetched.path, hdu_index=hdu_index,
                                        header=header, provenance=self._provenance(spec, options, fetched),
-                                       maps=maps, preview=preview)
+                                       maps=maps, preview=preview, envelope=envelope)
         self.reporter.progress(90, "products written")
 
         products.result().upload_all(product_sink(ctx), paths)

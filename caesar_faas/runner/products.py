@@ -27,7 +27,7 @@ from ..catalog.jsonfile import write_json
 from ..catalog.preview import Prepared, draw, prepare
 from ..catalog.schema import COLUMNS
 from ..catalog.values import ordered_rows
-from ..catalog.votable import ImageParam, write_votable
+from ..catalog.votable import Envelope, ImageParam, votable_envelope, write_votable
 from ..storage.base import Storage
 from .background import in_thread
 from .contract import CATALOG_CSV, CATALOG_JSON, CATALOG_VOT, JOB_LOG, MANIFEST, MAP_NAMES, PREVIEW, REGIONS
@@ -73,15 +73,32 @@ def image_params(header: fits.Header, options: dict[str, Any]) -> list[ImagePara
     return out
 
 
+def prepare_envelope(header: fits.Header, provenance: dict[str, Any]) -> Envelope:
+    """The VOTable catalogue's document around its rows (the runner makes it while the finder
+    runs; write_catalog_products uses it when the provenance is still the same)."""
+    return votable_envelope(COLUMNS, provenance, frame=sky_frame(header),
+                            image_params=image_params(header, provenance.get("options") or {}))
+
+
 def write_catalog_products(rows: Sequence[dict[str, Any]], out_dir: Path, *, image_path: Path,
                            hdu_index: int, header: fits.Header, provenance: dict[str, Any],
                            maps: dict[str, Path] | None = None,
-                           preview: Future[Prepared] | None = None) -> list[Path]:
+                           preview: Future[Prepared] | None = None,
+                           envelope: Future[Envelope] | None = None) -> list[Path]:
     """Every catalogue product from the adapter's normalised rows, then the finder's maps as FITS
     with the input's WCS. The preview is best effort: a plotting problem must not cost the user
     the catalogue. `preview`: everything of it but the marks and title, prepared while the finder
-    ran (start_preview); else prepared here."""
+    ran (start_preview); else prepared here. `envelope`: prepare_envelope's, made meanwhile."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    shape = (int(header.get("NAXIS2", 0)), int(header.get("NAXIS1", 0)))
+    # The maps (up to three images the size of the input) are rebuilt on a thread beside the
+    # catalogue files: reading, converting and writing them lets go of the GIL for the most part.
+    # One thread for all: astropy's header and warning filters are not for concurrent use.
+    finder = str(provenance.get("app", ""))
+    wanted = [(source, out_dir / name) for name in MAP_NAMES if (source := (maps or {}).get(name)) is not None]
+    map_header = header.copy()
+    written_maps = in_thread(lambda: [write_map(source, map_header, shape, dest, finder=finder)
+                                      for source, dest in wanted])
     names = [column[0] for column in COLUMNS]
     clean = ordered_rows(rows, names)
     frame = sky_frame(header)
@@ -95,7 +112,7 @@ def write_catalog_products(rows: Sequence[dict[str, Any]], out_dir: Path, *, ima
     paths = [
         write_csv(clean, names, out_dir / CATALOG_CSV),
         write_votable(clean, COLUMNS, provenance, out_dir / CATALOG_VOT, frame=frame,
-                      image_params=image_params(header, options)),
+                      image_params=image_params(header, options), envelope=_made(envelope)),
         write_json(clean, COLUMNS, provenance, out_dir / CATALOG_JSON),
         write_ds9(clean, out_dir / REGIONS, circle_radius_arcsec=beam_radius_arcsec(header),
                   title=f"{provenance.get('app', '')} sources, job {provenance.get('job_id', '')}", frame=frame.ds9),
@@ -104,14 +121,19 @@ def write_catalog_products(rows: Sequence[dict[str, Any]], out_dir: Path, *, ima
         paths.append(drawn.result())
     except Exception:  # noqa: BLE001 - see docstring
         log.exception("the preview image could not be drawn; the other products are complete")
-    shape = (int(header.get("NAXIS2", 0)), int(header.get("NAXIS1", 0)))
-    for name in MAP_NAMES:
-        source = (maps or {}).get(name)
-        if source is not None:
-            written = write_map(source, header, shape, out_dir / name, finder=str(provenance.get("app", "")))
-            if written is not None:
-                paths.append(written)
+    paths.extend(written for written in written_maps.result() if written is not None)
     return paths
+
+
+def _made(envelope: Future[Envelope] | None) -> Envelope | None:
+    """The envelope made beforehand, or None (write_votable then makes it) if that failed."""
+    if envelope is None:
+        return None
+    try:
+        return envelope.result()
+    except Exception:  # noqa: BLE001 - made again on the spot, where a real error is raised
+        log.warning("the VOTable envelope prepared beside the finder failed; making it again", exc_info=True)
+        return None
 
 
 def _beam_radius_pix(header: fits.Header) -> float:
