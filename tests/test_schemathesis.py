@@ -49,6 +49,10 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 # Operations that destroy what they are given get their own victims, so the other operations
 # keep finding the ready file and the running job.
 DESTRUCTIVE = ("DELETE /function/files/", "/delete", "/cancel")
+# UWS operations on one job (destroy, ACTION=DELETE, PHASE=ABORT, a new destruction time ...):
+# pointed only at a job of their own, never at the jobs test_world_is_what_the_run_was_given
+# checks afterwards (a generated run that destroyed the finished job failed that test).
+DESTROYING = ("DELETE /function/uws/{app}/jobs/{job_id}", "POST /function/uws/{app}/jobs/{job_id}")
 
 schema = schemathesis.openapi.from_path(
     ROOT / "openapi.yaml",
@@ -69,6 +73,7 @@ class World:
     tokens: list[str] = field(default_factory=list)  # alice mostly, an admin, another user
     pools: dict[str, list[Any]] = field(default_factory=dict)  # parameter name -> valid values
     victims: dict[str, list[Any]] = field(default_factory=dict)  # the same for destructive operations
+    doomed: dict[str, list[Any]] = field(default_factory=dict)  # the same for DESTROYING operations
     answers: Counter[tuple[str, int]] = field(default_factory=Counter)  # (operation, status) -> calls
 
 
@@ -125,6 +130,7 @@ def build_world(stack: LocalStack, home: Path) -> World:
     bobs_job = submit(stack, bob, bobs_held)
     for job_id in (running, to_cancel, bobs_job):
         wait_for(lambda j=job_id: store.get("jobs", j)["state"] == "RUNNING", timeout=120, message="a held job")
+    to_destroy = submit(stack, alice, held)  # queued behind alice's two running jobs
     victims = [upload(stack, alice, f"victim{i}.fits", fits_bytes((32, 32), seed=10 + i)) for i in range(2)]
     pending = alice.post(stack.url + "/function/upload", json={"filename": "big.fits", "size": 12 * 2**20,
                                                                "part_size": 5 * 2**20}, timeout=60)
@@ -147,6 +153,7 @@ def build_world(stack: LocalStack, home: Path) -> World:
         "uuid": [ready, victims[0]],
     }
     world.victims = {"file_id": victims, "job_id": [to_cancel, finished]}
+    world.doomed = {"job_id": [to_destroy]}
     return world
 
 
@@ -156,7 +163,8 @@ def supply(world: World, case: schemathesis.Case) -> dict[str, str]:
     generated values only, so a seed replays the same run."""
     token = choose(world.tokens, (case.operation.label, case.path_parameters, case.query, repr(case.body)[:200]))
     destructive = any(mark in case.operation.label for mark in DESTRUCTIVE)
-    pools = world.victims if destructive else world.pools
+    destroying = any(mark in case.operation.label for mark in DESTROYING)
+    pools = world.doomed if destroying else world.victims if destructive else world.pools
     for name, value in list((case.path_parameters or {}).items()):
         if name in pools or name in world.pools:
             case.path_parameters[name] = choose([*pools.get(name, world.pools[name]), value], value)
