@@ -9,8 +9,8 @@ side, with the peak RSS of each process tree.
 The image is synthetic (tests/synth.py: Gaussian sources on noise, a real WCS and beam), uploaded
 inline once; each repeat submits a job and waits for a final state as the client does, through
 the status long poll (GET /function/status/<id>?wait=30&state=<known>: answered when the state
-changes; it used to poll every 20 ms, which on 2 cores took CPU from the finder). Prints min/median/max of both, the ratio of medians and the trees' peak RSS; exits
-1 when a ratio is above its target (sep 1.3, aegean and pybdsf 1.1).
+changes; it used to poll every 20 ms, which on 2 cores took CPU from the finder). Prints
+min/median/max of both, the ratio of medians and the trees' peak RSS; exits 1 when a ratio is above its target (sep 1.3, aegean and pybdsf 1.1).
 """
 
 from __future__ import annotations

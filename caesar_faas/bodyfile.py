@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import stat
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 READ_STEP = 8 * 1024 * 1024  # one pread for a CRC32 (zlib lets go of the GIL on such buffers)
@@ -61,18 +61,26 @@ def copy_range(src: int, dst: int, start: int, end: int, *, dst_offset: int = 0,
     return offset - start
 
 
-def crc32_range(fd: int, start: int, end: int) -> int:
-    """zlib.crc32 of fd[start:end], read in READ_STEP pieces into one reused buffer."""
+def read_blocks(fd: int, start: int, end: int) -> Iterator[memoryview]:
+    """fd[start:end] in READ_STEP pieces, each read (pread) into the same buffer: a piece is
+    valid until the next one is asked for. OSError when the file ends before end."""
     buffer = bytearray(min(READ_STEP, max(0, end - start)) or 1)
     view = memoryview(buffer)
-    crc, offset = 0, start
+    offset = start
     try:
         while offset < end:
             got = os.preadv(fd, [view[:min(len(buffer), end - offset)]], offset)
             if got <= 0:
-                raise OSError("the body file ended early")
-            crc = zlib.crc32(view[:got], crc)
+                raise OSError("the file ended early")
+            yield view[:got]
             offset += got
     finally:
         view.release()
+
+
+def crc32_range(fd: int, start: int, end: int) -> int:
+    """zlib.crc32 of fd[start:end]."""
+    crc = 0
+    for block in read_blocks(fd, start, end):
+        crc = zlib.crc32(block, crc)
     return crc

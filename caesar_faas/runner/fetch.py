@@ -1,7 +1,8 @@
 """Fetch the job's input image into the work folder, streamed: from storage (CAESAR_STORAGE_URL)
 or through the presigned GET URL of CAESAR_JOB's "transfer" (then the runner has no storage access).
 
-From file:// storage a plain image is copied kernel-side while it is hashed (copy_local_input). A gzip-compressed upload (recognised by its magic bytes, not by its name: user-supplied names
+From file:// storage a plain image is copied kernel-side while it is hashed (copy_local_input).
+A gzip-compressed upload (recognised by its magic bytes, not by its name: user-supplied names
 never decide anything) is decompressed on the fly, so neither form is ever held in memory. The
 local file is always `input.fits`: the uploaded name never becomes a path.
 """
@@ -10,20 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
 from collections.abc import Iterable
-from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from ..bodyfile import READ_STEP, copy_range
+from ..bodyfile import copy_range, read_blocks
 from ..checksums import ParallelDigests
 from ..errors import ApiError
 from ..fits_check import HEADER_PROBE, promised_size
 from ..gunzip import BoundedGunzip, GzipError, GzipTooLarge, expansion_cap
 from ..storage import ObjectNotFound, open_storage
 from ..storage.local import LocalStorage
+from .background import in_thread
 
 GZIP_MAGIC = b"\x1f\x8b"
 INPUT_NAME = "input.fits"
@@ -98,10 +98,11 @@ def copy_local_input(source: Path, workdir: Path) -> FetchedInput | None:
         size = os.fstat(src).st_size
         out = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            copied: Future[int] = Future()
-            threading.Thread(target=_copy_into_future, args=(src, out, size, copied), name="input-copy",
-                             daemon=True).start()
-            sha256 = fd_sha256(src, size)
+            copied = in_thread(copy_range, src, out, 0, size)
+            digest = hashlib.sha256()
+            for block in read_blocks(src, 0, size):
+                digest.update(block)
+            sha256 = digest.hexdigest()
             if copied.result() != size:
                 raise OSError(f"{source} changed while it was copied")
         finally:
@@ -113,29 +114,6 @@ def copy_local_input(source: Path, workdir: Path) -> FetchedInput | None:
         os.close(src)
     partial.replace(target)
     return FetchedInput(path=target, stored_size=size, sha256=sha256, compressed=False)
-
-
-def _copy_into_future(src: int, out: int, size: int, copied: Future[int]) -> None:
-    try:
-        copied.set_result(copy_range(src, out, 0, size))
-    except BaseException as exc:  # noqa: BLE001 - raised by copied.result() on the caller's thread
-        copied.set_exception(exc)
-
-
-def fd_sha256(fd: int, size: int) -> str:
-    """sha256 of the first size bytes of fd, read with pread into one reused buffer."""
-    digest = hashlib.sha256()
-    buffer = bytearray(min(size, READ_STEP) or 1)
-    view = memoryview(buffer)
-    offset = 0
-    while offset < size:
-        got = os.preadv(fd, [view[:min(len(buffer), size - offset)]], offset)
-        if got <= 0:
-            break
-        digest.update(view[:got])
-        offset += got
-    view.release()
-    return digest.hexdigest()
 
 
 def fetch_input_url(url: str, workdir: Path) -> FetchedInput:

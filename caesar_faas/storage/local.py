@@ -22,6 +22,7 @@ Signed URLs (the presigned equivalent) are served by local_http.py on Settings.p
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -58,7 +59,7 @@ from .base import (
     validate_key,
     validate_prefix,
 )
-from .local_parts import assembled, store_part, stored_parts
+from .local_parts import assembled, part_tag, stored_parts, write_part
 from .notifications import COMPLETE_MULTIPART, PUT, minio_record
 from .signing import Grant, Signer, load_signing_key
 
@@ -113,37 +114,27 @@ def version_tag(st: os.stat_result) -> str:
     return hashlib.md5(identity.encode(), usedforsecurity=False).hexdigest()
 
 
+def _check_held(fd: int, size: int | None, *, limit: int | None, crc32: str | None,
+                want_crc: bool) -> tuple[int, str | None]:
+    """(bytes, CRC32 when wanted) of a body the server holds in the file fd, checked as
+    _receive checks a stream: exactly size bytes (else at most limit), the signed CRC32."""
+    held = os.fstat(fd).st_size
+    if size is not None and held != size:
+        raise ValueError(f"stream ended after {held} of the declared {size} bytes" if held < size
+                         else f"stream longer than the declared {size} bytes")
+    if size is None and limit is not None and held > limit:
+        raise ValueError(f"stream longer than the allowed {limit} bytes")
+    got = crc32_b64(crc32_range(fd, 0, held)) if want_crc or crc32 is not None else None
+    if crc32 is not None and got != crc32:
+        raise BadDigest(f"the body's CRC32 is {got}, the URL was signed for {crc32}")
+    return held, got
+
+
 def _write_all(fh: IO[bytes], data: bytes) -> None:
     """fh.write for an unbuffered file, which may write less than asked."""
     view, written = memoryview(data), 0
     while written < len(data):
         written += fh.write(view[written:]) or 0
-
-
-def _copy_into(src: BinaryIO, dst: BinaryIO, length: int) -> None:
-    """Copy length bytes kernel-side when possible (copy_file_range), else in CHUNK pieces."""
-    left = length
-    if hasattr(os, "copy_file_range"):
-        try:
-            while left > 0:
-                n = os.copy_file_range(src.fileno(), dst.fileno(), min(left, 64 * CHUNK))
-                if n == 0:
-                    break
-                left -= n
-        except OSError:
-            pass  # e.g. an old kernel or a filesystem without support: finish in user space
-    if left:
-        src.seek(length - left)
-        dst.seek(0, os.SEEK_END)
-        while left > 0:
-            chunk = src.read(min(CHUNK, left))
-            if not chunk:
-                break
-            dst.write(chunk)
-            left -= len(chunk)
-        dst.flush()  # the next part may go through copy_file_range on the raw descriptor
-    if left:
-        raise OSError("part file shorter than recorded")
 
 
 class LocalStorage(Storage):
@@ -312,15 +303,7 @@ class LocalStorage(Storage):
     def _receive_file(self, fd: int, target: Path, size: int | None, *, limit: int | None, crc32: str | None,
                       want_crc: bool) -> str | None:
         """_receive of a body the server holds in the file fd."""
-        held = os.fstat(fd).st_size
-        if size is not None and held != size:
-            raise ValueError(f"stream ended after {held} of the declared {size} bytes" if held < size
-                             else f"stream longer than the declared {size} bytes")
-        if size is None and limit is not None and held > limit:
-            raise ValueError(f"stream longer than the allowed {limit} bytes")
-        got = crc32_b64(crc32_range(fd, 0, held)) if want_crc else None
-        if crc32 is not None and got != crc32:
-            raise BadDigest(f"the body's CRC32 is {got}, the URL was signed for {crc32}")
+        held, got = _check_held(fd, size, limit=limit, crc32=crc32, want_crc=want_crc)
         out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             if copy_range(fd, out, 0, held) != held:
@@ -513,24 +496,37 @@ class LocalStorage(Storage):
     def put_part(self, key: str, upload_id: str, number: int, stream: IO[bytes], *, size: int,
                  crc32: str | None = None) -> str:
         """Store one part (a retry replaces it); its ETag (local_parts.part_tag), which the
-        client sends back with the completion. With crc32, a body with another CRC32 is refused (BadDigest)
-        and replaces nothing."""
+        client sends back with the completion. With crc32, a body with another CRC32 is refused
+        (BadDigest) and replaces nothing."""
         folder = self._upload_dir(upload_id)
         doc = self._upload_doc(folder, key)
         planned = {n: length for n, _, length in doc["plan"]}
         if planned.get(number) != size:
             raise ValueError(f"part {number} of this upload must be {planned.get(number)} bytes, not {size}")
-        offsets = {n: offset for n, offset, _ in doc["plan"]}
-
-        def receive(body: IO[bytes], tmp: Path, length: int, crc: str | None) -> str:
-            got = self._receive(body, tmp, length, crc32=crc, want_crc=True)
-            assert got is not None
-            return got
-
+        offset = next(start for n, start, _ in doc["plan"] if n == number)
         try:
-            return store_part(folder, number, offsets[number], size, stream, crc32, receive, self._tmp_file(folder))
+            with self._checked_part(stream, size, crc32, self._tmp_file(folder)) as (src, crc):
+                return write_part(folder, number, offset, size, src, part_tag(crc, size))
         except FileNotFoundError:
             raise ObjectNotFound(f"no such upload {upload_id}") from None  # completed or aborted meanwhile
+
+    @contextlib.contextmanager
+    def _checked_part(self, stream: IO[bytes], size: int, crc32: str | None, tmp: Path) -> Iterator[tuple[int, str]]:
+        """(a descriptor holding the part's checked bytes, their CRC32): the server's own body file
+        when it holds the whole body, else tmp after receiving the stream into it."""
+        fd = body_file(stream)
+        if fd is not None:
+            _, got = _check_held(fd, size, limit=None, crc32=crc32, want_crc=True)
+            assert got is not None
+            yield fd, got
+            return
+        try:
+            received = self._receive(stream, tmp, size, crc32=crc32, want_crc=True)
+            assert received is not None
+            with open(tmp, "rb") as src:
+                yield src.fileno(), received
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def complete_multipart(self, key: str, upload_id: str, parts: PartList, *,
                            crc32s: Crc32List | None = None) -> ObjectInfo:

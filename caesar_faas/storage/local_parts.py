@@ -22,18 +22,15 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from ..bodyfile import body_file, copy_range, crc32_range
-from ..checksums import crc32_b64
-from .base import BadDigest, PartPlan, StoredParts
+from ..bodyfile import copy_range
+from .base import PartPlan, StoredParts
 
 OBJECT = "object"
 
-# (stream, temp file, size, crc32) -> the body's CRC32 in S3's encoding (LocalStorage._receive)
-Receive = Callable[[IO[bytes], Path, int, str | None], str]
 
 
 def part_tag(crc32: str, size: int) -> str:
@@ -67,31 +64,9 @@ def _part_lock(folder: Path, number: int) -> Iterator[None]:
         yield
 
 
-def store_part(folder: Path, number: int, offset: int, size: int, stream: IO[bytes], crc32: str | None,
-               receive: Receive, tmp: Path) -> str:
-    """Check one part and write it at offset in the upload's object; its ETag. ValueError for
-    a body of another size, BadDigest for another CRC32 (nothing is written then either)."""
-    fd = body_file(stream)
-    if fd is not None:
-        held = os.fstat(fd).st_size
-        if held != size:
-            raise ValueError(f"stream ended after {held} of the declared {size} bytes" if held < size
-                             else f"stream longer than the declared {size} bytes")
-        got = crc32_b64(crc32_range(fd, 0, size))
-        if crc32 is not None and got != crc32:
-            raise BadDigest(f"the body's CRC32 is {got}, the URL was signed for {crc32}")
-        _write_part(folder, number, offset, size, fd, part_tag(got, size))
-        return part_tag(got, size)
-    try:
-        got = receive(stream, tmp, size, crc32)
-        with open(tmp, "rb") as src:
-            _write_part(folder, number, offset, size, src.fileno(), part_tag(got, size))
-    finally:
-        tmp.unlink(missing_ok=True)
-    return part_tag(got, size)
-
-
-def _write_part(folder: Path, number: int, offset: int, size: int, src: int, etag: str) -> None:
+def write_part(folder: Path, number: int, offset: int, size: int, src: int, etag: str) -> str:
+    """The first size bytes of the file src, already checked (LocalStorage.put_part), written at
+    offset in the upload's object under the part's lock, then its marker; etag."""
     with _part_lock(folder, number):
         _marker(folder, number).unlink(missing_ok=True)
         out = os.open(folder / OBJECT, os.O_WRONLY | os.O_CREAT, 0o644)
@@ -101,6 +76,7 @@ def _write_part(folder: Path, number: int, offset: int, size: int, src: int, eta
         finally:
             os.close(out)
         _marker(folder, number).write_text(json.dumps({"etag": etag, "size": size}))
+    return etag
 
 
 def _read_marker(folder: Path, number: int) -> dict[str, Any] | None:
