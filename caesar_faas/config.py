@@ -5,14 +5,18 @@ then from the environment, so no secret ever needs to live in stack.yml or the r
 
 Both are read once per process and then only again when they change: load_settings() returns
 the same Settings while the CAESAR_* environment and the secret files' (mtime, size) stay the
-same, and a secret file is re-read only when its stat changes, so a request costs a few stat
-calls, not file reads (Kubernetes rotates a mounted secret by replacing the file).
+same, and a secret file is re-read only when its stat changes (Kubernetes rotates a mounted
+secret by replacing the file). The secret files are stat()ed at most once per STAT_INTERVAL:
+seven stat calls per request, each letting the other request threads take the GIL, made a
+status request at 16 connections cost twice its CPU at one; a rotated secret (which the kubelet
+itself takes up to a minute to deliver) is seen within a second.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,6 +149,9 @@ class Settings:
 
 
 _settings_cache: tuple[Any, Settings] | None = None
+STAT_INTERVAL = 1.0  # s between two looks at the secret files
+_clock = time.monotonic
+_stats_seen: tuple[float, tuple[str, tuple[str, ...]], tuple[Any, ...]] | None = None  # when, what, stats
 
 
 def _fingerprint() -> tuple[Any, ...]:
@@ -157,7 +164,20 @@ def _fingerprint() -> tuple[Any, ...]:
     # A snapshot of the names first: stat() lets other threads run, and one of them may ask for
     # a secret nobody asked for before (iterating the dict itself would then fail).
     names = tuple(_secret_names)
-    return folder, env, tuple(_stat_key(os.path.join(folder, name)) for name in names)
+    return folder, env, _secret_stats(folder, names)
+
+
+def _secret_stats(folder: str, names: tuple[str, ...]) -> tuple[Any, ...]:
+    """The secret files' stats, looked at again once STAT_INTERVAL has passed (or when the
+    folder or the names asked for change)."""
+    global _stats_seen
+    now = _clock()
+    seen = _stats_seen
+    if seen is not None and seen[1] == (folder, names) and 0 <= now - seen[0] < STAT_INTERVAL:
+        return seen[2]
+    stats = tuple(_stat_key(os.path.join(folder, name)) for name in names)
+    _stats_seen = (now, (folder, names), stats)
+    return stats
 
 
 def load_settings() -> Settings:

@@ -31,6 +31,8 @@ def wait_for_change(store: Any, owner: str, is_admin: bool, job_id: str, *, wait
     phase (uws/service.py checks those)."""
     if since and key is _state and since not in ALL:
         raise BadRequest(f"state must be one of {', '.join(ALL)}", code="invalid_query")
+    if wait <= 0:  # answered at once: nothing to watch (watching takes a lock every thread shares)
+        return load_job(store, owner, job_id, admin=is_admin)
     with changes.watching("jobs", job_id) as watch:  # woken at once by this process's writes
         job = load_job(store, owner, job_id, admin=is_admin)
         deadline = time.monotonic() + wait

@@ -1,6 +1,6 @@
 """Settings and secrets are built once per process: the same Settings object while nothing
 changes, new ones when the environment or a secret file changes, and a secret file read again
-only when its stat (mtime, size) changes."""
+only when its stat (mtime, size) changes, and the files stat()ed at most once a second."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ def test_a_secret_file_is_read_again_only_when_its_stat_changes(monkeypatch: pyt
     secret = secrets / "caesar-jwt-secret"
     secret.write_text("first-secret-value\n")
     monkeypatch.setattr(config, "SECRETS_DIR", secrets)
+    monkeypatch.setattr(config, "STAT_INTERVAL", 0.0)  # every call looks (the interval: next test)
     assert config.load_settings().jwt_secret == "first-secret-value"
     stamp = secret.stat().st_mtime_ns
     secret.write_text("other-secret-value\n")  # same size; put the old mtime back: not re-read
@@ -46,6 +47,31 @@ def test_a_secret_file_is_read_again_only_when_its_stat_changes(monkeypatch: pyt
     # Every secret Settings reads is watched, not only a fixed list.
     (secrets / "caesar-status-key").write_text("a-status-key-from-a-file\n")
     assert config.load_settings().status_key == "a-status-key-from-a-file"
+
+
+def test_secret_files_are_looked_at_once_per_interval(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    secret = secrets / "caesar-jwt-secret"
+    secret.write_text("first-secret-value\n")
+    now = [1000.0]
+    monkeypatch.setattr(config, "SECRETS_DIR", secrets)
+    monkeypatch.setattr(config, "_clock", lambda: now[0])
+    stats: list[str] = []
+    real_stat = os.stat
+    monkeypatch.setattr(config.os, "stat", lambda path, *a, **k: stats.append(str(path)) or real_stat(path, *a, **k))
+    first = config.load_settings()
+    assert first.jwt_secret == "first-secret-value"
+    stats.clear()
+    secret.write_text("rotated-secret-value-2\n")
+    now[0] += 0.5
+    assert config.load_settings() is first and stats == []  # within the interval: no stat at all
+    now[0] += 0.6
+    assert config.load_settings().jwt_secret == "rotated-secret-value-2"  # a second on: seen
+    assert str(secret) in stats
+    now[0] -= 100  # a clock that went back does not freeze the settings
+    secret.write_text("third-secret-value-33\n")
+    assert config.load_settings().jwt_secret == "third-secret-value-33"
 
 
 def test_settings_can_be_loaded_while_other_threads_ask_for_new_secrets(monkeypatch: pytest.MonkeyPatch,

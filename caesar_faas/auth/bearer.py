@@ -131,11 +131,12 @@ def verify_token(token: str, settings: Settings, *, jwks: JwksCache | None = Non
         return _verify(token, settings, jwks)[0]
     key = _cache_key(token, settings)
     now = time.monotonic()
-    with _verified_lock:
-        hit = _verified.get(key)
-        if hit is not None and hit[0] > now:
-            _verified.move_to_end(key)
-            return hit[1]
+    # Read without the lock (one dict lookup is atomic): every request passes here, and a lock
+    # taken by all request threads is a queue where each waiter gives the GIL away. Eviction is
+    # by age of insertion, which an entry's one-minute life makes as good as least-recent use.
+    hit = _verified.get(key)
+    if hit is not None and hit[0] > now:
+        return hit[1]
     principal, expires = _verify(token, settings, None)
     until = now + min(VERIFIED_MAX_AGE, expires + LEEWAY_SECONDS - time.time())
     with _verified_lock:

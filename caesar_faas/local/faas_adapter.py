@@ -18,9 +18,13 @@ TEMPLATE = Path(__file__).resolve().parents[2] / "template" / "caesar-python3-ht
 
 
 _lock = threading.Lock()
+_ready: dict[str, ModuleType] = {}  # modules whose import has finished (sys.modules has them earlier)
 
 
 def _load(module_name: str, path: Path) -> ModuleType:
+    loaded = _ready.get(module_name)
+    if loaded is not None:  # every request after the first: no lock for 16 threads to queue on
+        return loaded
     with _lock:
         if module_name in sys.modules:
             return sys.modules[module_name]
@@ -34,6 +38,7 @@ def _load(module_name: str, path: Path) -> ModuleType:
         except BaseException:
             del sys.modules[module_name]  # a failed import must not leave a half module behind
             raise
+        _ready[module_name] = module
         return module
 
 

@@ -7,8 +7,9 @@ runner as CAESAR_REQUEST_ID, so one id ties submit, dispatch, launch, runner and
 
 from __future__ import annotations
 
+import os
+import random
 import re
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -24,8 +25,15 @@ def valid_request_id(value: str | None) -> str | None:
     return value if isinstance(value, str) and REQUEST_ID.fullmatch(value) else None
 
 
+# Request ids need to be unique, not unguessable (they grant nothing): drawn from a generator
+# seeded once per process from the OS (again in a forked child) instead of a getrandom() call
+# per request, which let the other request threads take the GIL mid-request.
+_ids = random.Random(os.urandom(32))
+os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(32)))
+
+
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    return f"{_ids.getrandbits(128):032x}"
 
 
 def bind(**fields: Any) -> None:

@@ -14,6 +14,10 @@ Every query shape of the services is served by an index (tests/test_store_plans.
 EXPLAIN QUERY PLAN for each): pages seek to the cursor with a row-value bound, batches walk an
 index in their own order. The running totals (store.totals) live in a `totals` table, updated
 in the same transaction as the record they count.
+
+Point reads (`get`) are answered from memory while no commit has happened since the document
+was read (store/wal_version.py: SQLite's WAL-index header, mapped, read without a syscall), so
+a client polling a job's status costs no SQLite call until something changes.
 """
 
 from __future__ import annotations
@@ -33,8 +37,10 @@ from .base import COLLECTIONS, DuplicateId, Filter, Page, Record, Store
 from .changes import changed as record_changed
 from .filters import check_field, is_number, lookup, matches, validate
 from .records import check_changes, check_record
+from .wal_version import WalVersion
 
 BUSY_TIMEOUT_MS = 30_000
+RECENT_READS = 4096  # documents kept for point reads (dropped all at once beyond that)
 BASE_COLUMNS = ("id", "owner", "created")
 EXTRA_COLUMNS: dict[str, tuple[str, ...]] = {
     "files": ("status", "expires", "tag", "announced"),
@@ -137,6 +143,9 @@ class SQLiteStore(Store):
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
         self._schema_pid: int | None = None
+        self._wal: WalVersion | None = None
+        self._wal_unavailable = False
+        self._recent: dict[tuple[str, str], tuple[bytes, str]] = {}  # (collection, id) -> (version, doc)
 
     # -- connections -------------------------------------------------------------------------
 
@@ -158,6 +167,9 @@ class SQLiteStore(Store):
                 self._create_schema(conn)
                 self._schema_pid = os.getpid()
         self._local.conn, self._local.pid = conn, os.getpid()
+        if not self._wal_unavailable and (self._wal is None or self._wal.pid != os.getpid()):
+            conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone()  # a read: now it holds the -shm file
+            self._map_wal()
         return conn
 
     def _create_schema(self, conn: sqlite3.Connection) -> None:
@@ -281,7 +293,38 @@ class SQLiteStore(Store):
             raise DuplicateId("one of the records' ids exists") from exc
 
     def get(self, collection: str, record_id: str) -> Record | None:
-        return self._load(self._conn(), collection, record_id)
+        key = (collection, record_id)
+        version = self._committed()  # taken before the read: a commit after it changes it
+        if version is not None:
+            hit = self._recent.get(key)
+            if hit is not None and hit[0] == version:
+                return json.loads(hit[1])  # a new dict each time: callers may change theirs
+        row = self._conn().execute(f"SELECT doc FROM {self._table(collection)} WHERE id = ?",
+                                   (record_id,)).fetchone()
+        if row is None:
+            return None
+        if version is not None:
+            if len(self._recent) >= RECENT_READS:
+                self._recent = {}
+            self._recent[key] = (version, row[0])
+        return json.loads(row[0])
+
+    def _committed(self) -> bytes | None:
+        wal = self._wal
+        if wal is None or wal.pid != os.getpid():
+            return None
+        return wal.current()
+
+    def _map_wal(self) -> None:
+        with self._lock:
+            if self._wal is not None and self._wal.pid == os.getpid():
+                return
+            if not self._connections:  # closed meanwhile: no connection holds the -shm file
+                return
+            try:
+                self._wal = WalVersion(self.path)
+            except OSError:
+                self._wal_unavailable = True  # not in WAL mode: every read goes to SQLite
 
     def update(self, collection: str, record_id: str, changes: dict[str, Any], *,
                expect: Filter | None = None, unset: list[str] | None = None) -> Record | None:
@@ -417,6 +460,10 @@ class SQLiteStore(Store):
 
     def close(self) -> None:
         with self._lock:
+            wal, self._wal = self._wal, None
+            if wal is not None:  # before the connections: SQLite may truncate the file after
+                wal.close()
+            self._recent = {}
             for conn in self._connections:
                 conn.close()
             self._connections.clear()
