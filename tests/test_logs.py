@@ -204,3 +204,57 @@ def test_runner_leaves_its_outcome_as_the_kubernetes_termination_message(tmp_pat
     target.write_text("")
     write_termination_message("sep rejected the image: no WCS", target)
     assert target.read_text() == "sep rejected the image: no WCS"
+
+
+class _SlowStream(io.StringIO):
+    """A stream whose writes take long enough for other threads to queue lines meanwhile."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        threading.Event().wait(0.002)  # a write in progress: the GIL is free for other threads
+        return super().write(text)
+
+
+def test_lines_of_many_threads_are_all_written_whole_and_in_order():
+    """Lines are written in batches by whichever thread finds no write in progress: none is
+    lost, none is cut, each thread's lines keep their order."""
+    stream = _SlowStream()
+    threads, per_thread = 8, 150
+    with configured("testing", stream=stream, log_dir=""):
+        log = logging.getLogger("caesar.test")
+
+        def emit(t: int) -> None:
+            for i in range(per_thread):
+                log.info("line", extra={"writer": t, "i": i})
+
+        workers = [threading.Thread(target=emit, args=(t,)) for t in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    rows = lines(stream)  # every line parses: none was cut or interleaved
+    assert len(rows) == threads * per_thread
+    for t in range(threads):
+        assert [r["i"] for r in rows if r["writer"] == t] == list(range(per_thread))
+    assert stream.writes < threads * per_thread  # batched: fewer writes than lines
+
+
+@pytest.mark.parametrize("text", [
+    "Authorization: Bearer abc.def-ghi", "bearer   xyz", "BEARER tok", "token eyJhbGciOi.eyJzdWIi.c2ln",
+    "nats://s3cr3t@nats:4222", "mongodb://user:pw@mongo/db", "https://minio:9000/b/k?X-Amz-Signature=ab",
+    "s3://bucket/key?versionId=1", "wss://host/x?token=1", "sig=abc&x=1", "access_token=zzz",
+    "GET http://gw/function/files", "plain text", "a=b", "x://y", "job 1234 finished", "",
+])
+def test_the_redactor_shortcut_answers_what_every_substitution_would(text):
+    """Text without any of the patterns' anchors skips the substitutions: the answer must be the
+    one all of them give."""
+    from caesar_faas.logs import redact
+
+    full = text
+    for pattern, replacement in redact.PATTERNS:
+        full = pattern.sub(replacement, full)
+    assert Redactor(secrets=[]).text(text) == full
