@@ -3,6 +3,7 @@ is at most 2048 px on its long side; drawn without pyplot."""
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -128,3 +129,12 @@ def test_no_pyplot_is_imported():
     code = ("import sys; from caesar_faas.catalog import preview; from caesar_faas.runner import products; "
             "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 5), (1154, 1284), (7, 2048)])
+def test_the_png_encoder_gives_back_every_pixel(shape):
+    """png_bytes (the preview's own encoder): Pillow reads back exactly the pixels written."""
+    rgb = np.random.default_rng(sum(shape)).integers(0, 256, size=(*shape, 3), dtype=np.uint8)
+    with Image.open(io.BytesIO(preview.png_bytes(rgb))) as decoded:
+        assert decoded.format == "PNG" and decoded.mode == "RGB" and decoded.size == (shape[1], shape[0])
+        assert np.array_equal(np.asarray(decoded), rgb)

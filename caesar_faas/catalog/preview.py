@@ -17,7 +17,9 @@ a plain transparent layer with the same panel geometry, which costs a fraction o
 from __future__ import annotations
 
 import math
+import struct
 import warnings
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +34,6 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.collections import EllipseCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
-from PIL import Image as PILImage
 
 from .frames import sky_frame
 from .values import finite
@@ -296,9 +297,25 @@ def draw(prepared: Prepared, rows: Sequence[dict[str, Any]], path: Path, *, titl
     binning = f" (binned {prepared.f}x{prepared.f})" if prepared.f > 1 else ""
     fig.suptitle(f"{title or prepared.name}{binning}", y=1 - 12 / height, fontsize=12)
     canvas.draw()
-    PILImage.fromarray(_over(np.asarray(canvas.buffer_rgba()), prepared.base)).save(
-        path, format="PNG", compress_level=1)
+    path.write_bytes(png_bytes(_over(np.asarray(canvas.buffer_rgba()), prepared.base)))
     return path
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    """An (h, w, 3) uint8 image as PNG: every row unfiltered, deflated at zlib's fastest level.
+    Pillow tries all five PNG filters on every row (adaptive filtering) before deflating: 75 ms
+    for a 1284 x 1154 preview, the largest cost of a short job's products; this takes 40 ms and
+    the file is as small (the noise of a radio image does not predict from its neighbours)."""
+    height, width, _ = rgb.shape
+    rows = np.empty((height, 1 + 3 * width), dtype=np.uint8)
+    rows[:, 0] = 0  # filter type None
+    rows[:, 1:] = rgb.reshape(height, 3 * width)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB, no interlace
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows, 1)) + chunk(b"IEND", b"")
 
 
 def write_preview(image_path: Path, hdu_index: int, rows: Sequence[dict[str, Any]], path: Path, *,
@@ -309,10 +326,12 @@ def write_preview(image_path: Path, hdu_index: int, rows: Sequence[dict[str, Any
 
 def _over(layer: np.ndarray, base: np.ndarray) -> np.ndarray:
     """RGBA layer (straight alpha, as Agg hands it out) composited over an RGB base; RGB, not
-    RGBA, is written, at zlib's fastest level: the encoding is a large part of the cost."""
-    alpha = layer[..., 3:4]
-    drawn = alpha[..., 0] > 0
+    RGBA, is written: the encoding is a large part of the cost. Only the drawn pixels (a few
+    percent: marks and title) are blended, in integers (255 * 255 + 127 fits in 16 bits)."""
+    flat = layer.reshape(-1, 4)
+    drawn = np.flatnonzero(flat[:, 3])
     out = base.copy()
-    a = alpha[drawn].astype(np.float32) / 255.0
-    out[drawn] = (layer[..., :3][drawn] * a + base[drawn] * (1.0 - a) + 0.5).astype(np.uint8)
+    pixels = out.reshape(-1, 3)
+    alpha = flat[drawn, 3:4].astype(np.uint16)
+    pixels[drawn] = ((flat[drawn, :3] * alpha + pixels[drawn] * (255 - alpha) + 127) // 255).astype(np.uint8)
     return out
