@@ -36,3 +36,19 @@ def sqlite_start_jobs(path: str, job_ids: list[str], name: str) -> list[str]:
                                 expect={"state": "PENDING"})]
     finally:
         store.close()
+
+
+def shm_dms_held(shm_path: str) -> bool:
+    """Whether some other process holds SQLite's "DMS" lock on a -shm file (the lock that tells a
+    newcomer the file is in use and must not be truncated): byte 128, UNIX_SHM_BASE + 8 in
+    SQLite's os_unix.c."""
+    import fcntl
+    import os
+    import struct
+
+    fd = os.open(shm_path, os.O_RDWR)
+    try:
+        probe = struct.pack("hhqqi", fcntl.F_WRLCK, os.SEEK_SET, 128, 1, 0)  # struct flock
+        return struct.unpack("hhqqi", fcntl.fcntl(fd, fcntl.F_GETLK, probe))[0] != fcntl.F_UNLCK
+    finally:
+        os.close(fd)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from caesar_faas.store.sqlite import SQLiteStore
-from tests.store_workers import sqlite_increments
+from tests.store_workers import shm_dms_held, sqlite_increments
 
 SPAWN = multiprocessing.get_context("spawn")
 JOB = "5d7c3a1e-0b9f-4c2d-8e6a-1f2b3c4d5e6f"
@@ -49,6 +49,22 @@ def test_a_repeated_read_runs_no_sql_and_gives_a_fresh_copy(store: SQLiteStore) 
     assert seen == [] and second == first
     second["state"] = "changed by the caller"
     assert store.get("jobs", JOB)["state"] == "PENDING"  # the caller's copy is its own
+
+
+def test_the_mapping_leaves_sqlites_locks_in_place(store: SQLiteStore) -> None:
+    """SQLite's locks on the -shm file are POSIX locks, dropped for the whole process when any
+    descriptor of the file is closed: a mapping that closed its descriptor let other processes
+    truncate the file under this one's connections (SIGBUS, "locking protocol")."""
+    for _ in range(3):
+        store.get("jobs", JOB)
+    assert store._wal is not None  # the shortcut is in use
+    with SPAWN.Pool(1) as pool:
+        assert pool.apply(shm_dms_held, (f"{store.path}-shm",)) is True
+    other = SQLiteStore(store.path)  # a second store of the same file in this process
+    other.get("jobs", JOB)
+    other.close()
+    with SPAWN.Pool(1) as pool:
+        assert pool.apply(shm_dms_held, (f"{store.path}-shm",)) is True
 
 
 def test_a_write_of_another_process_is_seen_by_the_next_read(store: SQLiteStore) -> None:

@@ -37,7 +37,7 @@ from .base import COLLECTIONS, DuplicateId, Filter, Page, Record, Store
 from .changes import changed as record_changed
 from .filters import check_field, is_number, lookup, matches, validate
 from .records import check_changes, check_record
-from .wal_version import WalVersion
+from .wal_version import WalVersion, wal_version
 
 BUSY_TIMEOUT_MS = 30_000
 RECENT_READS = 4096  # documents kept for point reads (dropped all at once beyond that)
@@ -317,14 +317,9 @@ class SQLiteStore(Store):
 
     def _map_wal(self) -> None:
         with self._lock:
-            if self._wal is not None and self._wal.pid == os.getpid():
-                return
-            if not self._connections:  # closed meanwhile: no connection holds the -shm file
-                return
-            try:
-                self._wal = WalVersion(self.path)
-            except OSError:
-                self._wal_unavailable = True  # not in WAL mode: every read goes to SQLite
+            if self._connections and (self._wal is None or self._wal.pid != os.getpid()):
+                self._wal = wal_version(self.path)  # None: every read goes to SQLite
+                self._wal_unavailable = self._wal is None
 
     def update(self, collection: str, record_id: str, changes: dict[str, Any], *,
                expect: Filter | None = None, unset: list[str] | None = None) -> Record | None:
@@ -460,9 +455,8 @@ class SQLiteStore(Store):
 
     def close(self) -> None:
         with self._lock:
-            wal, self._wal = self._wal, None
-            if wal is not None:  # before the connections: SQLite may truncate the file after
-                wal.close()
+            self._wal = None  # before the connections close: once they have, the file may go
+            self._wal_unavailable = False
             self._recent = {}
             for conn in self._connections:
                 conn.close()
