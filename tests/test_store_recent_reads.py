@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from caesar_faas.store import wal_version
 from caesar_faas.store.sqlite import SQLiteStore
 from tests.store_workers import shm_dms_held, sqlite_increments
 
@@ -29,7 +30,10 @@ def _update_elsewhere(path: str, changes: dict) -> None:
 
 
 @pytest.fixture
-def store(tmp_path: Path):
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    # The test process has opened many databases before these tests: past MAX_MAPPINGS a store
+    # reads through SQLite every time (correct, but not what is tested here).
+    monkeypatch.setattr(wal_version, "MAX_MAPPINGS", 10_000)
     store = SQLiteStore(tmp_path / "caesar.db")
     store.insert("jobs", {"id": JOB, "owner": "u", "created": 1.0, "state": "PENDING", "progress": 0})
     yield store
@@ -143,6 +147,19 @@ def test_a_forked_child_sees_writes_made_after_the_fork(store: SQLiteStore) -> N
     os.write(writer, b"x")
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_past_the_mapping_limit_reads_go_to_sqlite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(wal_version, "MAX_MAPPINGS", 0)
+    store = SQLiteStore(tmp_path / "caesar.db")
+    try:
+        store.insert("jobs", {"id": JOB, "owner": "u", "created": 1.0, "state": "PENDING"})
+        store.get("jobs", JOB)
+        assert store._wal is None
+        seen = statements(store)
+        assert store.get("jobs", JOB)["state"] == "PENDING" and len(seen) == 1
+    finally:
+        store.close()
 
 
 def test_a_closed_store_reads_again(store: SQLiteStore) -> None:
