@@ -242,9 +242,14 @@ class SQLiteStore(Store):
         conn.execute(f"UPDATE {self._table(collection)} SET {sets} WHERE id = ?", values)
 
     def _load(self, conn: sqlite3.Connection, collection: str, record_id: str) -> Record | None:
+        doc = self._doc(conn, collection, record_id)
+        return json.loads(doc) if doc is not None else None
+
+    def _doc(self, conn: sqlite3.Connection, collection: str, record_id: str) -> str | None:
+        """The stored JSON text of one record."""
         row = conn.execute(f"SELECT doc FROM {self._table(collection)} WHERE id = ?",
                            (record_id,)).fetchone()
-        return json.loads(row[0]) if row else None
+        return row[0] if row else None
 
     def _scan(self, collection: str, where: Filter | None, *, extra: list[str] | None = None,
               extra_params: list[Any] | None = None, order_sql: str = "",
@@ -299,15 +304,14 @@ class SQLiteStore(Store):
             hit = self._recent.get(key)
             if hit is not None and hit[0] == version:
                 return json.loads(hit[1])  # a new dict each time: callers may change theirs
-        row = self._conn().execute(f"SELECT doc FROM {self._table(collection)} WHERE id = ?",
-                                   (record_id,)).fetchone()
-        if row is None:
+        doc = self._doc(self._conn(), collection, record_id)
+        if doc is None:
             return None
         if version is not None:
             if len(self._recent) >= RECENT_READS:
                 self._recent = {}
-            self._recent[key] = (version, row[0])
-        return json.loads(row[0])
+            self._recent[key] = (version, doc)
+        return json.loads(doc)
 
     def _committed(self) -> bytes | None:
         wal = self._wal

@@ -42,12 +42,11 @@ _replaced: list[WalVersion] = []  # mappings of replaced files: kept, a collecte
 
 
 class WalVersion:
-    def __init__(self, shm: str, fd: int, inode: tuple[int, int]) -> None:
+    def __init__(self, fd: int, inode: tuple[int, int]) -> None:
         self.pid = os.getpid()
         self.inode = inode
         self._fd = fd  # kept open for the life of the process: see the module's docstring
         self._map = mmap.mmap(fd, HEADER, access=mmap.ACCESS_READ)
-        self.shm = shm
 
     def current(self) -> bytes | None:
         """The committed state as an opaque token (equal tokens, same database contents), or
@@ -82,7 +81,7 @@ def wal_version(database: Path) -> WalVersion | None:
         opened = os.fstat(fd)
         if (opened.st_dev, opened.st_ino) != inode:  # replaced between stat and open: skip
             return None  # fd left open on purpose (closing it could drop SQLite's locks)
-        mapping = WalVersion(shm, fd, inode)
+        mapping = WalVersion(fd, inode)
         if known is not None:
             _replaced.append(known)
         _mappings[key] = mapping
