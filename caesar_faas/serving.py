@@ -23,6 +23,8 @@ from waitress.task import ErrorTask
 from waitress.utilities import Error, RequestEntityTooLarge, RequestHeaderFieldsTooLarge, ServerNotImplemented
 from werkzeug.exceptions import HTTPException
 
+from .serving_stream import StreamedWhen, streaming_channel
+
 REASONS = {400: "Bad Request", 413: "Request Entity Too Large", 431: "Request Header Fields Too Large",
            500: "Internal Server Error"}
 
@@ -58,14 +60,23 @@ class JsonErrorChannel(HTTPChannel):
     error_task_class = JsonErrorTask
 
 
-def serve(app: Any, **adjustments: Any) -> None:
-    """waitress.serve(app, **adjustments), with JSON refusals."""
+def make_server(app: Any, *, streamed: StreamedWhen | None = None, **adjustments: Any) -> Any:
+    """waitress.create_server(app, **adjustments), with JSON refusals; the bodies of the requests
+    `streamed` picks read from the connection by the application (serving_stream.py)."""
+    if streamed is not None and int(adjustments.get("channel_request_lookahead", 0)):
+        raise ValueError("streamed bodies need channel_request_lookahead 0 (the I/O thread must leave them alone)")
+    channel = JsonErrorChannel if streamed is None else streaming_channel(JsonErrorChannel, streamed)
     listeners: dict[Any, Any] = {}
     server = create_server(app, map=listeners, **adjustments)
     for listener in list(listeners.values()):  # one per listening socket
         if isinstance(listener, BaseWSGIServer):
-            listener.channel_class = JsonErrorChannel
-    server.run()
+            listener.channel_class = channel
+    return server
+
+
+def serve(app: Any, *, streamed: StreamedWhen | None = None, **adjustments: Any) -> None:
+    """make_server(...).run(): serve until the process stops."""
+    make_server(app, streamed=streamed, **adjustments).run()
 
 
 def json_http_errors(app: Flask) -> None:

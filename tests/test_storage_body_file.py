@@ -2,7 +2,8 @@
 signed PUT and a multipart part are copied kernel-side, parts straight into the object being
 assembled (storage/local_parts.py). The same answers as from a stream; refusals store nothing
 and leave what was stored alone; and the whole flow through a real waitress server, which hands
-these bodies over in its own file."""
+these bodies over in its own file, and as the gateway runs it, where the bodies of large parts
+are read off the connection into place."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import threading
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pytest
 import requests
@@ -21,6 +22,8 @@ from flask import Flask
 from waitress.server import create_server
 
 from caesar_faas.checksums import crc32_b64
+from caesar_faas.local.gateway import streamed_body
+from caesar_faas.serving import make_server
 from caesar_faas.storage import MIN_PART_SIZE, ObjectNotFound
 from caesar_faas.storage.base import CRC32_HEADER, BadDigest
 from caesar_faas.storage.local import LocalStorage
@@ -131,11 +134,51 @@ def test_racing_retries_of_one_part(storage: LocalStorage) -> None:
     assert storage.read_bytes("files/u/race") == data
 
 
-@pytest.fixture
-def waitress_storage(storage: LocalStorage) -> Iterator[tuple[LocalStorage, str]]:
+class OnlyReads(io.RawIOBase):
+    """A body read once, with no file behind it (as the gateway streams one off its socket)."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__()
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        return self._data.readinto(buffer)
+
+
+def test_a_part_not_stored_yet_is_received_into_place(storage: LocalStorage) -> None:
+    data = os.urandom(MIN_PART_SIZE + 77)
+    first, second = data[:MIN_PART_SIZE], data[MIN_PART_SIZE:]
+    upload = storage.create_multipart("files/u/d", size=len(data), part_size=MIN_PART_SIZE,
+                                      crc32s=[crc(first), crc(second)])
+    damaged = bytes([first[0] ^ 1]) + first[1:]
+    for body, error in [(damaged, BadDigest), (first[:-1], ValueError), (first + b"!", ValueError)]:
+        with pytest.raises(error):
+            storage.put_part("files/u/d", upload.upload_id, 1, OnlyReads(body), size=len(first), crc32=crc(first))
+        assert storage.list_parts("files/u/d", upload.upload_id) == []  # missing, not half-stored
+    with body_file(first) as fh:  # the ETag a part gets is the same whichever way it came
+        expected = storage.put_part("files/u/x", storage.create_multipart(
+            "files/u/x", size=len(data), part_size=MIN_PART_SIZE).upload_id, 1, fh, size=len(first))
+    etags = [storage.put_part("files/u/d", upload.upload_id, n, OnlyReads(chunk), size=len(chunk), crc32=crc(chunk))
+             for n, chunk in ((2, second), (1, first))][::-1]
+    assert etags[0] == expected
+    assert storage.list_parts("files/u/d", upload.upload_id) == [(1, etags[0], len(first)), (2, etags[1], len(second))]
+    storage.complete_multipart("files/u/d", upload.upload_id, [(1, etags[0]), (2, etags[1])])
+    assert storage.read_bytes("files/u/d") == data and leftovers(storage) == []
+
+
+@pytest.fixture(params=["buffered", "streamed"])
+def waitress_storage(storage: LocalStorage, request: pytest.FixtureRequest) -> Iterator[tuple[LocalStorage, str]]:
+    """The storage's routes under waitress: as waitress buffers bodies, and as the gateway runs
+    it (part bodies read off the connection: serving_stream.py)."""
     app = Flask("storage-under-waitress")
     app.register_blueprint(storage_blueprint(lambda: storage))
-    server = create_server(app, host="127.0.0.1", port=0, threads=4)
+    if request.param == "streamed":
+        server = make_server(app, streamed=streamed_body, host="127.0.0.1", port=0, threads=4)
+    else:
+        server = create_server(app, host="127.0.0.1", port=0, threads=4)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
@@ -155,6 +198,10 @@ def test_presigned_flow_through_waitress(waitress_storage: tuple[LocalStorage, s
     chunks = [data[:MIN_PART_SIZE], data[MIN_PART_SIZE:]]
     upload = storage.create_multipart("uploads/u/w", size=len(data), part_size=MIN_PART_SIZE,
                                       crc32s=[crc(c) for c in chunks])
+    first = upload.parts[0]
+    damaged = requests.put(url(first.url), data=b"\1" + chunks[0][1:], headers=first.headers, timeout=60)
+    assert damaged.status_code == 400 and damaged.json()["error"] == "bad_digest"  # before it was ever stored
+    assert storage.list_parts("uploads/u/w", upload.upload_id) == []
     parts = []
     for part, chunk in zip(upload.parts, chunks, strict=True):
         answer = requests.put(url(part.url), data=chunk, headers=part.headers, timeout=60)

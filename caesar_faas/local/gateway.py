@@ -24,6 +24,14 @@ log = logging.getLogger("caesar.gateway")
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 RECV_BYTES = 1024 * 1024
+SIGNED_OBJECTS = "/storage/o/"  # storage/local_http.py's routes (imported only when the app is built)
+
+
+def streamed_body(method: str, path: str, content_length: int) -> bool:
+    """The requests whose bodies the application reads from the connection itself
+    (serving_stream.py): PUTs through signed storage URLs, which store the bytes as they come.
+    (The inline upload keeps waitress's body file, which it parses in place: multipart_mapped.py.)"""
+    return method == "PUT" and path.startswith(SIGNED_OBJECTS) and content_length > RECV_BYTES
 
 
 def health() -> tuple[dict[str, str], bool]:
@@ -137,7 +145,7 @@ def main() -> None:
     # upload was 25,000 recv calls and as many buffer appends).
     serve(app, host=settings.http_host, port=settings.http_port, threads=16, max_request_body_size=body_limit,
           channel_timeout=300, ident="caesar-gateway", clear_untrusted_proxy_headers=True,
-          recv_bytes=RECV_BYTES)
+          recv_bytes=RECV_BYTES, streamed=streamed_body)
 
 
 if __name__ == "__main__":

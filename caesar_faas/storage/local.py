@@ -59,7 +59,7 @@ from .base import (
     validate_key,
     validate_prefix,
 )
-from .local_parts import assembled, part_tag, stored_parts, write_part
+from .local_parts import assembled, part_tag, receive_part, stored_parts, write_part
 from .notifications import COMPLETE_MULTIPART, PUT, minio_record
 from .signing import Grant, Signer, load_signing_key
 
@@ -505,6 +505,10 @@ class LocalStorage(Storage):
             raise ValueError(f"part {number} of this upload must be {planned.get(number)} bytes, not {size}")
         offset = next(start for n, start, _ in doc["plan"] if n == number)
         try:
+            if body_file(stream) is None:  # a stream: read once, into the object (local_parts.receive_part)
+                etag = receive_part(folder, number, offset, size, stream, crc32)
+                if etag is not None:
+                    return etag
             with self._checked_part(stream, size, crc32, self._tmp_file(folder)) as (src, crc):
                 return write_part(folder, number, offset, size, src, part_tag(crc, size))
         except FileNotFoundError:

@@ -25,6 +25,7 @@ from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from ..bodyfile import body_file
+from ..serving_stream import StreamedBody
 from .base import CRC32_HEADER, BadDigest, ObjectNotFound, content_disposition, validate_key
 from .local import FileChunks, LocalStorage
 from .signing import Grant, SignatureError
@@ -140,10 +141,13 @@ def _download(store: LocalStorage, grant: Grant) -> Response:
 
 
 def _body(req: Any) -> Any:
-    """The body as the storage should read it: the server's own file when it holds the whole
-    body in one (waitress, for a body over its in-memory buffer: copied kernel-side, see
-    bodyfile.py), else the request's stream, which stops at the cap set above."""
+    """The body as the storage should read it: the connection itself when the server streams it
+    (serving_stream.py: it ends at the Content-Length checked above), the server's own file when
+    it holds the whole body in one (waitress, for a body over its in-memory buffer: copied
+    kernel-side, see bodyfile.py), else the request's stream, which stops at the cap set above."""
     raw = req.environ.get("wsgi.input")
+    if isinstance(raw, StreamedBody):
+        return raw
     if req.environ.get("wsgi.input_terminated") and body_file(raw, req.headers.get("Content-Length")) is not None:
         return raw
     return req.stream
