@@ -108,8 +108,9 @@ def receive_part(folder: Path, number: int, offset: int, size: int, stream: IO[b
 
 
 # Writers of one file take turns in this process. The kernel serialises writes to a file anyway
-# (the inode's lock), but its waiters spin: four parts received at once cost up to 1 CPU-s of
-# spinning per 200 MiB on 2 cores. A Python lock's waiters sleep. A fixed set, shared by hash.
+# (the inode's lock), but its waiters spin on it: with four parts of one upload written at once,
+# perf put 22% of the gateway's samples in rwsem_spin_on_owner. A Python lock's waiters sleep.
+# A fixed set of locks, shared by hash: two uploads on one lock only take turns at their writes.
 _WRITE_LOCKS = [threading.Lock() for _ in range(64)]
 
 
