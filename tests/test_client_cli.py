@@ -286,7 +286,10 @@ def test_ctrl_c_while_run_waits_asks_and_cancels(caesar: Caesar, images, tmp_pat
         wait_for(lambda: re.search(rf"aegean {job_id[:8]} (PENDING|STARTED|RUNNING) +\d+%\|",
                                    "".join(seen).split("submitted", 1)[1]), timeout=60, message="the job's bar")
         proc.send_signal(signal.SIGINT)
-        wait_for(lambda: "Cancel job" in "".join(seen), timeout=60, message="the question")
+        try:
+            wait_for(lambda: "Cancel job" in "".join(seen), timeout=60, message="the question")
+        except TimeoutError as exc:  # failed once in CI (2206 runs passed): say what the CLI printed
+            raise AssertionError(f"{exc}; exit status {proc.poll()}; stderr so far: {''.join(seen)[-1500:]!r}") from None
         assert proc.stdin is not None
         proc.stdin.write("y\n")
         proc.stdin.flush()
