@@ -8,6 +8,8 @@ it inside the kernel instead (issue 11: uploads at half of `cp`'s speed or bette
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import stat
 import zlib
@@ -16,6 +18,7 @@ from typing import Any
 
 READ_STEP = 8 * 1024 * 1024  # one pread for a CRC32 (zlib lets go of the GIL on such buffers)
 COPY_STEP = 64 * 1024 * 1024  # one copy_file_range call, between two looks at a stop flag
+STREAM_STEP = 1024 * 1024  # one read of a stream (a socket's recv_into: no copy in between)
 
 
 def body_file(stream: Any, content_length: str | int | None = None) -> int | None:
@@ -54,11 +57,59 @@ def copy_range(src: int, dst: int, start: int, end: int, *, dst_offset: int = 0,
         chunk = os.pread(src, min(READ_STEP, end - offset), offset)
         if not chunk:
             break
-        view, written = memoryview(chunk), 0
-        while written < len(chunk):
-            written += os.pwrite(dst, view[written:], dst_offset + offset - start + written)
+        pwrite_all(dst, chunk, dst_offset + offset - start)
         offset += len(chunk)
     return offset - start
+
+
+def pwrite_all(fd: int, data: Any, offset: int) -> None:
+    """All of data written to fd at offset (pwrite may write less than asked)."""
+    view, written = memoryview(data), 0
+    while written < len(view):
+        written += os.pwrite(fd, view[written:], offset + written)
+
+
+def write_stream(stream: Any, fd: int, *, offset: int = 0, size: int | None = None, limit: int | None = None,
+                 crc: bool = False, lock: Any = None) -> tuple[int, int]:
+    """stream read to its end into fd from offset, in STREAM_STEP pieces through one reused
+    buffer: (bytes, their CRC32, 0 unless crc). With size exactly size bytes, else with limit at
+    most limit bytes (ValueError otherwise). lock, when given, is held around each write."""
+    bound = size if size is not None else limit
+    buffer = bytearray(STREAM_STEP)
+    view = memoryview(buffer)
+    value, total = 0, 0
+    try:
+        while True:
+            # With a bound ask for one byte past it, so a longer stream is detected.
+            want = STREAM_STEP if bound is None else min(STREAM_STEP, bound - total + 1)
+            got = _read_into(stream, view[:want])
+            if not got:
+                break
+            if bound is not None and total + got > bound:
+                what = "declared" if size is not None else "allowed"
+                raise ValueError(f"stream longer than the {what} {bound} bytes")
+            if crc:
+                value = zlib.crc32(view[:got], value)
+            with lock if lock is not None else contextlib.nullcontext():
+                pwrite_all(fd, view[:got], offset + total)
+            total += got
+    finally:
+        view.release()
+    if size is not None and total != size:
+        raise ValueError(f"stream ended after {total} of the declared {size} bytes")
+    return total, value
+
+
+def _read_into(stream: Any, view: memoryview) -> int:
+    readinto = getattr(stream, "readinto", None)
+    if readinto is not None:
+        try:
+            return int(readinto(view) or 0)
+        except (NotImplementedError, io.UnsupportedOperation):  # a raw stream that only has read()
+            pass
+    chunk = stream.read(len(view))
+    view[:len(chunk)] = chunk
+    return len(chunk)
 
 
 def read_blocks(fd: int, start: int, end: int) -> Iterator[memoryview]:

@@ -47,6 +47,7 @@ class StreamedBody(io.RawIOBase):
         self._prefix = memoryview(prefix)
         self._left = len(prefix) + left
         self._timeout = timeout
+        self._poller: Any = None
 
     def readable(self) -> bool:
         return True
@@ -86,9 +87,10 @@ class StreamedBody(io.RawIOBase):
 
     def _wait(self, sock: Any, deadline: float) -> None:
         left = deadline - time.monotonic()
-        poller = select.poll()
-        poller.register(sock, select.POLLIN)
-        if left <= 0 or not poller.poll(left * 1000):
+        if self._poller is None:  # one per body: a fast sender makes many short waits
+            self._poller = select.poll()
+            self._poller.register(sock, select.POLLIN)
+        if left <= 0 or not self._poller.poll(left * 1000):
             raise ClientDisconnected(f"no byte of the body arrived in {self._timeout:g} s")
 
     def drain(self) -> None:

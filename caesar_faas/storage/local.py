@@ -31,13 +31,12 @@ import re
 import shutil
 import time
 import uuid
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 from urllib.parse import quote, urlencode
 
-from ..bodyfile import body_file, copy_range, crc32_range
+from ..bodyfile import body_file, copy_range, crc32_range, write_stream
 from ..checksums import crc32_b64
 from ..config import Settings, load_settings
 from .base import (
@@ -128,13 +127,6 @@ def _check_held(fd: int, size: int | None, *, limit: int | None, crc32: str | No
     if crc32 is not None and got != crc32:
         raise BadDigest(f"the body's CRC32 is {got}, the URL was signed for {crc32}")
     return held, got
-
-
-def _write_all(fh: IO[bytes], data: bytes) -> None:
-    """fh.write for an unbuffered file, which may write less than asked."""
-    view, written = memoryview(data), 0
-    while written < len(data):
-        written += fh.write(view[written:]) or 0
 
 
 class LocalStorage(Storage):
@@ -270,32 +262,18 @@ class LocalStorage(Storage):
 
     def _receive(self, stream: IO[bytes], target: Path, size: int | None, *, limit: int | None = None,
                  crc32: str | None = None, want_crc: bool = False) -> str | None:
-        """Copy stream to target in CHUNK pieces. With size, exactly size bytes, else with limit
+        """Copy stream to target (bodyfile.write_stream). With size, exactly size bytes, else with limit
         at most limit bytes; ValueError otherwise. With crc32, BadDigest unless the bytes have
         that CRC32. The bytes' CRC32 (S3's encoding) when it was computed (crc32 or want_crc)."""
         want_crc = want_crc or crc32 is not None
         fd = body_file(stream)
         if fd is not None:  # the server holds the whole body in a file: copy it kernel-side
             return self._receive_file(fd, target, size, limit=limit, crc32=crc32, want_crc=want_crc)
-        crc = 0
-        total = 0
-        bound = size if size is not None else limit
-        with open(target, "wb", buffering=0) as fh:  # chunks are large: no copy into a buffer
-            while True:
-                # With a bound ask for one byte past it, so a longer stream is detected.
-                want = CHUNK if bound is None else min(CHUNK, bound - total + 1)
-                chunk = stream.read(want)
-                if not chunk:
-                    break
-                total += len(chunk)
-                if bound is not None and total > bound:
-                    what = "declared" if size is not None else "allowed"
-                    raise ValueError(f"stream longer than the {what} {bound} bytes")
-                if want_crc:
-                    crc = zlib.crc32(chunk, crc)
-                _write_all(fh, chunk)
-        if size is not None and total != size:
-            raise ValueError(f"stream ended after {total} of the declared {size} bytes")
+        out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        try:
+            _, crc = write_stream(stream, out, size=size, limit=limit, crc=want_crc)
+        finally:
+            os.close(out)
         if crc32 is not None and crc32_b64(crc) != crc32:
             raise BadDigest(f"the body's CRC32 is {crc32_b64(crc)}, the URL was signed for {crc32}")
         return crc32_b64(crc) if want_crc else None

@@ -27,14 +27,13 @@ import hashlib
 import json
 import os
 import threading
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from ..bodyfile import copy_range
+from ..bodyfile import copy_range, write_stream
 from ..checksums import crc32_b64
-from .base import CHUNK, BadDigest, PartPlan, StoredParts
+from .base import BadDigest, PartPlan, StoredParts
 
 OBJECT = "object"
 
@@ -97,7 +96,7 @@ def receive_part(folder: Path, number: int, offset: int, size: int, stream: IO[b
             return None
         out = os.open(folder / OBJECT, os.O_WRONLY | os.O_CREAT, 0o644)
         try:
-            got = crc32_b64(_stream_at(stream, out, offset, size, folder))
+            got = crc32_b64(write_stream(stream, out, offset=offset, size=size, crc=True, lock=_writing(folder))[1])
         finally:
             os.close(out)
         if crc32 is not None and got != crc32:
@@ -116,39 +115,6 @@ _WRITE_LOCKS = [threading.Lock() for _ in range(64)]
 
 def _writing(key: object) -> threading.Lock:
     return _WRITE_LOCKS[hash(key) % len(_WRITE_LOCKS)]
-
-
-def _stream_at(stream: IO[bytes], out: int, offset: int, size: int, out_key: object) -> int:
-    """Exactly size bytes of stream written to out from offset; their CRC32. ValueError for a
-    stream that ends before or goes on after them."""
-    buffer = bytearray(min(CHUNK, size) or 1)
-    view = memoryview(buffer)
-    crc, done = 0, 0
-    try:
-        while done < size:
-            got = _read_into(stream, view[:min(len(buffer), size - done)])
-            if not got:
-                raise ValueError(f"stream ended after {done} of the declared {size} bytes")
-            crc = zlib.crc32(view[:got], crc)
-            with _writing(out_key):
-                written = 0
-                while written < got:
-                    written += os.pwrite(out, view[written:got], offset + done + written)
-            done += got
-        if stream.read(1):
-            raise ValueError(f"stream longer than the declared {size} bytes")
-    finally:
-        view.release()
-    return crc
-
-
-def _read_into(stream: IO[bytes], view: memoryview) -> int:
-    readinto = getattr(stream, "readinto", None)
-    if readinto is not None:
-        return int(readinto(view) or 0)
-    chunk = stream.read(len(view))
-    view[:len(chunk)] = chunk
-    return len(chunk)
 
 
 def _read_marker(folder: Path, number: int) -> dict[str, Any] | None:
