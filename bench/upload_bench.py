@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import http.client
+import itertools
 import json
 import os
 import shutil
@@ -241,17 +242,19 @@ def file_ratios(stack: Stack, image: Path, args: argparse.Namespace, *, keep: bo
     """cp to the same disk, the inline route and the presigned flow, interleaved `repeat` times:
     throughput min/median/max and the ratios of medians to cp (targets: both >= 0.5).
 
-    keep: each output stays (cp overwrites its one copy, the uploads accumulate as in a store);
-    else each run's output is removed after it was timed, so every run writes into the same
-    page-cache state. Both are printed because on a VM whose page cache is slow to grow
-    (measured here: 45 ms per 200 MiB of new file while the cache is small, 330-700 ms once it
-    holds a few GB more) the first compares unlike things (cp reuses its own pages, kept uploads
-    need new ones) and the second compares uploads against a bare memcpy."""
+    keep: every output stays, as in a store: each cp writes a new file, as each upload does;
+    else each run's output is removed after it was timed, so every run writes into pages just
+    freed. Both are printed because on this VM memory the guest has not touched yet is slow to
+    fill (anonymous pages: 0.7-1.2 GiB/s the first time, ~20 GiB/s rewritten), so a new 200 MiB
+    file costs 45 ms in freed pages and 170-700 ms in fresh ones: kept, every step pays for
+    fresh pages; removed, cp runs at memcpy speed and the uploads are bound by their hashing
+    (docs/performance.md)."""
     size = image.stat().st_size
     runs: dict[str, list[float]] = {"cp (same disk)": [], "inline route": [], "presigned": []}
-    target = stack.home / "objects" / "baseline-copy"
+    copies = itertools.count()
 
     def cp() -> Callable[[], None]:
+        target = stack.home / "objects" / f"baseline-copy-{next(copies)}"
         shutil.copyfile(image, target)  # no fsync: the storage's own writes do not sync either
         return lambda: target.unlink()
 

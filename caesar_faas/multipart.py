@@ -1,8 +1,10 @@
-"""Streaming multipart/form-data parsing for inline uploads.
+"""multipart/form-data parsing for inline uploads.
 
-The file part is written to a temporary file while its sha256 and size are computed, in one
-pass and in chunks, so a 256 MiB upload never sits in memory as a whole and is never read back
-to hash it.
+The file part goes to a temporary file (the spool, which file:// storage then takes by renaming
+it) while its sha256 and size are computed, in one pass and in chunks, so a 256 MiB upload never
+sits in memory as a whole and is never read back to hash it. Three readers, one answer:
+multipart_mapped (a body the server holds in a file), multipart_streamed (a stream of known
+length) and werkzeug's parser for any other body and every refusal (parse_with_werkzeug).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from .bodyfile import body_file
 from .checksums import ParallelDigests
 from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from .multipart_mapped import CopiedSpool, parse_mapped
+from .multipart_streamed import parse_streamed
 
 
 class HashingSpool:
@@ -79,18 +82,46 @@ class UploadedFile:
 def parse_upload(stream: BinaryIO, content_type: str, content_length: str | None, *, max_bytes: int,
                  limit_message: str, spool_dir: str | None = None) -> tuple[dict[str, str], UploadedFile]:
     """Fields and the `file` part of a multipart body. 415 when not multipart, 400 without a
-    file part, 413 over max_bytes (checked on Content-Length first, then while reading)."""
+    file part, 413 over max_bytes (checked on Content-Length first, then while reading).
+
+    A body of the usual shape is read in one pass: in place when the server holds it in a file
+    (multipart_mapped), else from the stream straight into the spool when its length is known
+    (multipart_streamed: the gateway's connection, or a body in memory). Anything else, and
+    every refusal, is werkzeug's reading of the same bytes (parse_with_werkzeug)."""
+    _check_form(content_type, content_length, max_bytes, limit_message)
+    fd = body_file(stream, content_length)
+    boundary = _boundary(content_type)
+    if fd is not None:
+        mapped = parse_mapped(fd, boundary, max_bytes=max_bytes, spool_dir=spool_dir)
+        if mapped is not None:
+            fields, filename, copied = mapped
+            return fields, UploadedFile(filename=filename, spool=copied)
+    elif content_length and content_length.isdigit() and boundary:
+        try:
+            streamed = parse_streamed(stream, boundary, max_bytes=max_bytes, spool_dir=spool_dir)
+        except ClientDisconnected as exc:
+            raise BadRequest(f"the multipart body does not parse: {exc}", code="invalid_multipart") from exc
+        if isinstance(streamed, tuple):
+            fields, filename, copied = streamed
+            return fields, UploadedFile(filename=filename, spool=copied)
+        stream = streamed  # the same bytes again, for werkzeug
+    return parse_with_werkzeug(stream, content_type, content_length, max_bytes=max_bytes,
+                               limit_message=limit_message, spool_dir=spool_dir)
+
+
+def _check_form(content_type: str, content_length: str | None, max_bytes: int, limit_message: str) -> None:
     if not content_type.lower().startswith("multipart/form-data"):
         raise UnsupportedMediaType("send the file as multipart/form-data with a field named 'file'",
                                    code="unsupported_media_type")
     if content_length and content_length.isdigit() and int(content_length) > max_bytes:
         raise PayloadTooLarge(limit_message, code="too_large_for_inline_upload")
-    fd = body_file(stream, content_length)
-    if fd is not None:  # the server holds the body in a file: read it in place (multipart_mapped)
-        mapped = parse_mapped(fd, _boundary(content_type), max_bytes=max_bytes, spool_dir=spool_dir)
-        if mapped is not None:
-            fields, filename, copied = mapped
-            return fields, UploadedFile(filename=filename, spool=copied)
+
+
+def parse_with_werkzeug(stream: BinaryIO, content_type: str, content_length: str | None, *, max_bytes: int,
+                        limit_message: str, spool_dir: str | None = None) -> tuple[dict[str, str], UploadedFile]:
+    """parse_upload's answer through werkzeug's stream parser alone (the file part into a
+    HashingSpool): any shape of body, and the reference the one-pass readers are tested against."""
+    _check_form(content_type, content_length, max_bytes, limit_message)
     spools: list[HashingSpool] = []
 
     def factory(total_content_length: Any, content_type: Any, filename: Any, content_length: Any = None) -> Any:

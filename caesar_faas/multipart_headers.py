@@ -1,6 +1,6 @@
 """The headers of one part of a multipart/form-data body, read the strict way: for the fast
-reader of inline uploads (multipart_mapped.py), which leaves anything unusual to werkzeug's
-parser."""
+readers of inline uploads (multipart_mapped.py, multipart_streamed.py), which leave anything
+unusual to werkzeug's parser."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from werkzeug.http import parse_options_header
 def part_disposition(block: bytes) -> tuple[str, str | None] | None:
     """(name, filename or None) from a part's header block, or None if it is not plain form-data."""
     try:
-        lines = block.decode("latin-1").split("\r\n")
+        lines = block.decode("utf-8").split("\r\n")  # as werkzeug decodes them
     except UnicodeDecodeError:
         return None
     disposition = None

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 
 import nats
 import pytest
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from tests.helpers import wait_for
 from tests.samples import fits_bytes, gzip_bytes, png_bytes, sha256, table_fits_bytes, truncated
 
 pytestmark = pytest.mark.usefixtures("stack")
@@ -81,6 +83,46 @@ def test_bad_uploads_are_refused_and_leave_nothing(stack, name, data, status):
     assert set(resp.json()) >= {"error", "status"}
     assert stored_objects(stack) == before_objects
     assert client.get(f"{stack.url}/function/files").json()["files"] == before_files
+
+
+def spools(stack):
+    return sorted(p.name for p in stack.home.rglob(".upload-*"))
+
+
+@pytest.mark.parametrize(("path", "status"), [("/function/upload", 201), ("/caesar/api/v1.0/upload", 200)])
+def test_a_large_inline_upload_goes_off_the_connection_into_storage(stack, path, status):
+    # Over 1 MiB the gateway hands the body over as it arrives and the upload spools the file part
+    # in the same pass (serving_stream.py, multipart_streamed.py).
+    client = stack.client("grace")
+    data = fits_bytes((760, 720), seed=11)
+    assert len(data) > 2 * 1024 * 1024
+    resp = upload(client, stack.url, "large.fits", data, tag="large", path=path)
+    assert resp.status_code == status, resp.text
+    record = client.get(f"{stack.url}/function/files/{resp.json()['uuid']}", timeout=30).json()
+    assert (record["sha256"], record["shape"], record["tag"]) == (sha256(data), [760, 720], "large")
+    content = client.get(f"{stack.url}/function/files/{record['uuid']}/content", timeout=30)
+    assert sha256(content.content) == sha256(data)
+    assert spools(stack) == []
+
+
+def test_a_large_inline_upload_refused_or_cut_off_leaves_nothing(stack):
+    client = stack.client("heidi")
+    before = stored_objects(stack)
+    resp = upload(client, stack.url, "cut.fits", truncated(fits_bytes((1024, 1024), seed=12)))
+    assert resp.status_code == 422 and resp.json()["error"]
+    assert stored_objects(stack) == before and spools(stack) == []
+    # A client that leaves mid-body: the spool it started is removed, nothing is registered.
+    body = (b"--b0undary\r\nContent-Disposition: form-data; name=\"file\"; filename=\"gone.fits\"\r\n\r\n"
+            + fits_bytes((1024, 1024), seed=13))
+    head = (f"POST /function/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {stack.token('heidi')}\r\n"
+            f"Content-Type: multipart/form-data; boundary=b0undary\r\nContent-Length: {len(body) + 20}\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", stack.http_port), timeout=30) as sock:
+        sock.sendall(head.encode() + body[:3 * 1024 * 1024])
+        wait_for(lambda: spools(stack), timeout=30, message="the upload to start spooling")
+    wait_for(lambda: spools(stack) == [], timeout=30, message="the abandoned spool to be removed")
+    assert stored_objects(stack) == before
+    assert client.get(f"{stack.url}/function/files", timeout=30).json()["files"] == []
+    assert client.get(f"{stack.url}/healthz", timeout=30).status_code == 200
 
 
 def test_upload_requires_a_file_part(stack):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from caesar_client.errors import NotFound, UploadError
 from caesar_client.transport import Transport
-from caesar_client.uploads import upload_presigned
+from caesar_client.uploads import file_part_crc32, file_sha256, sections, upload_presigned
 from flask import Flask, jsonify, request
 
 from caesar_faas.checksums import crc32_b64
@@ -75,6 +75,26 @@ def test_upload_large_through_the_local_stack(small_part_stack: LocalStack, tmp_
     assert hashlib.sha256(content.content).hexdigest() == sha256(image)
     # Another user cannot see it.
     assert stack.client("mallory").get(f"{stack.url}/function/files/{file_id}", timeout=10).status_code == 404
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_part_crc32s_and_sha256_match_zlib_and_hashlib(tmp_path: Path, threads: int) -> None:
+    # Parts of uneven sizes, more than one read block each, computed a few at a time.
+    data = os.urandom(5 * 1024 * 1024 + 12345)
+    image = tmp_path / "parts.bin"
+    image.write_bytes(data)
+    planned = sections(len(data), 2 * 1024 * 1024 + 7)
+    assert len(planned) == 3
+    expected = [crc32_b64(zlib.crc32(data[offset:offset + size])) for offset, size in planned]
+    assert file_part_crc32(image, planned, threads=threads) == expected
+    assert file_sha256(image) == hashlib.sha256(data).hexdigest()
+
+
+def test_part_crc32_of_a_file_shorter_than_planned_is_refused(tmp_path: Path) -> None:
+    image = tmp_path / "short.bin"
+    image.write_bytes(b"x" * 1000)
+    with pytest.raises(UploadError, match="shorter than planned"):
+        file_part_crc32(image, [(0, 600), (600, 600)], threads=2)
 
 
 class FlakyGateway:

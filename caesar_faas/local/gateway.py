@@ -27,11 +27,17 @@ RECV_BYTES = 1024 * 1024
 SIGNED_OBJECTS = "/storage/o/"  # storage/local_http.py's routes (imported only when the app is built)
 
 
+INLINE_UPLOADS = frozenset({"/function/upload", "/function/upload/", aliases.PREFIX + "/upload",
+                            aliases.PREFIX + "/upload/"})
+
+
 def streamed_body(method: str, path: str, content_length: int) -> bool:
     """The requests whose bodies the application reads from the connection itself
-    (serving_stream.py): PUTs through signed storage URLs, which store the bytes as they come.
-    (The inline upload keeps waitress's body file, which it parses in place: multipart_mapped.py.)"""
-    return method == "PUT" and path.startswith(SIGNED_OBJECTS) and content_length > RECV_BYTES
+    (serving_stream.py), storing the bytes as they come: PUTs through signed storage URLs, and
+    inline uploads (multipart_streamed.py spools the file part in the same pass)."""
+    if content_length <= RECV_BYTES:
+        return False
+    return (method == "PUT" and path.startswith(SIGNED_OBJECTS)) or (method == "POST" and path in INLINE_UPLOADS)
 
 
 def health() -> tuple[dict[str, str], bool]:

@@ -5,11 +5,11 @@ the gateway the upload is complete.
 
 Files are streamed from disk in blocks: memory use does not grow with the file size.
 
-Integrity: a first pass computes each part's CRC32, which the gateway signs into the part's URL,
-so the store itself refuses a part that arrives damaged (S3 BadDigest), and the file's sha256 on
-a thread beside it (one read of the file for both). A multipart file's sha256 is sent with the
-completion (a single PUT's goes with the creation: its storage event may register the file
-first); a resumed upload hashes the file while its missing parts travel.
+Integrity: a first pass computes each part's CRC32 (several parts at once), which the gateway
+signs into the part's URL, so the store itself refuses a part that arrives damaged (S3
+BadDigest). The file's sha256 is computed on a thread of its own, beside that pass and then
+beside the parts' PUTs: a multipart file's sha256 is sent with the completion (a single PUT's
+goes with the creation: its storage event may register the file first).
 
 Resuming: the id of an unfinished presigned upload is remembered under the state folder, keyed by
 the server, the file's path, size and modification time. Uploading the same file again asks the
@@ -22,7 +22,6 @@ import base64
 import hashlib
 import json
 import os
-import queue
 import threading
 import time
 import uuid
@@ -51,52 +50,41 @@ def crc32_b64(value: int) -> str:
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(READ_BLOCK):
-            digest.update(block)
+    buffer = bytearray(READ_BLOCK)  # one buffer refilled: no new megabyte per block
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as fh:
+        while n := fh.readinto(buffer):
+            digest.update(view[:n])
     return digest.hexdigest()
 
 
-def file_part_crc32(path: str | os.PathLike[str], sections: Iterable[tuple[int, int]]) -> list[str]:
-    """The CRC32 of each (offset, size) section of a file, in one sequential read."""
-    return file_checksums(path, sections, sha256=False)[0]
+def section_crc32(path: str | os.PathLike[str], offset: int, size: int) -> str:
+    """The CRC32 of bytes [offset, offset + size) of a file."""
+    buffer = bytearray(min(READ_BLOCK, size) or 1)
+    view = memoryview(buffer)
+    value, left = 0, size
+    with open(path, "rb", buffering=0) as fh:
+        fh.seek(offset)
+        while left:
+            n = fh.readinto(view[:min(len(buffer), left)])
+            if not n:
+                raise UploadError(f"{path} is shorter than planned (it changed while being uploaded?)")
+            value = zlib.crc32(view[:n], value)
+            left -= n
+    return crc32_b64(value)
 
 
-def file_checksums(path: str | os.PathLike[str], sections: Iterable[tuple[int, int]], *,
-                   sha256: bool = True) -> tuple[list[str], str | None]:
-    """The CRC32 of each (offset, size) section of a file and the sha256 of the sections read
-    in order (the whole file when they cover it), in one sequential read: the sha256 on a
-    thread beside the CRC32s (hashlib lets go of the GIL), fed the same blocks."""
-    out = []
-    blocks: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
-    digest = hashlib.sha256()
-    hasher = threading.Thread(target=_hash_blocks, args=(blocks, digest), name="sha256", daemon=True)
-    if sha256:
-        hasher.start()
-    try:
-        with open(path, "rb") as fh:
-            for offset, size in sections:
-                fh.seek(offset)
-                value, left = 0, size
-                while left:
-                    block = fh.read(min(READ_BLOCK, left))
-                    if not block:
-                        raise UploadError(f"{path} is shorter than planned (it changed while being uploaded?)")
-                    if sha256:
-                        blocks.put(block)
-                    value = zlib.crc32(block, value)
-                    left -= len(block)
-                out.append(crc32_b64(value))
-    finally:
-        if sha256:
-            blocks.put(None)
-            hasher.join()
-    return out, digest.hexdigest() if sha256 else None
-
-
-def _hash_blocks(blocks: queue.Queue[bytes | None], digest: Any) -> None:
-    while (block := blocks.get()) is not None:
-        digest.update(block)
+def file_part_crc32(path: str | os.PathLike[str], sections: Iterable[tuple[int, int]],
+                    threads: int | None = None) -> list[str]:
+    """The CRC32 of each (offset, size) section of a file, several sections at once: zlib lets go
+    of the GIL over a block, so each thread keeps a core busy (the parts cannot be signed, nor
+    sent, before their CRCs are known)."""
+    planned = list(sections)
+    threads = max(1, min(len(planned), threads or os.cpu_count() or 1))
+    if threads == 1:
+        return [section_crc32(path, offset, size) for offset, size in planned]
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="crc32") as pool:
+        return list(pool.map(lambda section: section_crc32(path, *section), planned))
 
 
 def sections(size: int, part_size: int) -> list[tuple[int, int]]:
@@ -210,16 +198,6 @@ def upload_inline(transport: Transport, path: Path, tag: str | None, progress: b
 
 # ---- the presigned flow ----
 
-class _Known:
-    """A sha256 computed already (with the part CRC32s), in _Sha256InBackground's shape."""
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def result(self) -> str:
-        return self._value
-
-
 class _Sha256InBackground:
     """file_sha256 on a daemon thread (hashlib releases the GIL, so it overlaps the part PUTs)."""
 
@@ -331,7 +309,7 @@ def upload_presigned(transport: Transport, path: Path, *, tag: str | None = None
             if resumed.get("state") == "ready":
                 return {**resumed, "parts": [], "parts_sent": 0, "resumed": 0}
             resumed = None
-    sha256: _Known | _Sha256InBackground | None = None
+    sha256: _Sha256InBackground | None = None
     if resumed is None:
         if part_size is None:
             part_size = int(transport.json("GET", "function/upload", what="reading the upload limits")["part_size"])
@@ -340,11 +318,13 @@ def upload_presigned(transport: Transport, path: Path, *, tag: str | None = None
             request["tag"] = tag
         if checksums:
             planned = sections(size, part_size)
-            request["part_crc32"], whole = file_checksums(path, planned)
+            # The sha256 is needed only at completion (for a multipart upload): it runs on its
+            # thread beside the CRC32s and then beside the parts' PUTs.
+            sha256 = _Sha256InBackground(path)
+            request["part_crc32"] = file_part_crc32(path, planned)
             if len(planned) == 1:
-                request["sha256"] = whole  # a single PUT may be registered before completion
-            else:
-                sha256 = _Known(str(whole))
+                request["sha256"] = sha256.result()  # a single PUT may be registered before completion
+                sha256 = None
         plan = transport.json("POST", "function/upload", what=f"creating the upload of {path.name}", json=request)
         if book:
             book.remember(transport.url, path, plan["uuid"])
