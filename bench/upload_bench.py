@@ -230,6 +230,8 @@ def run_mode(mode: str, image: Path, digest: str, args: argparse.Namespace, work
             missed += s3_baselines(moto.url, bucket, image, upload_s, args.part_size)
         else:
             # removed first: the kept phase leaves GBs in the page cache, which slows what follows
+            if reporting := page_reporting():
+                print(f"[file] {reporting}")
             missed += file_ratios(stack, image, args, keep=False) + file_ratios(stack, image, args, keep=True)
     finally:
         stack.stop()
@@ -238,17 +240,29 @@ def run_mode(mode: str, image: Path, digest: str, args: argparse.Namespace, work
     return missed
 
 
+def page_reporting() -> str | None:
+    """A note when this machine is a VM that hands the memory its guest frees back to the host
+    (free page reporting, virtio-balloon): touching such memory again costs a host fault, which
+    is what the kept phase below mostly measures (first touch 0.3-1.2 GiB/s here, ~20 GiB/s
+    rewritten)."""
+    try:
+        reported = int(Path("/sys/module/page_reporting/parameters/reported_kib").read_text())
+    except (OSError, ValueError):
+        return None
+    return (f"free page reporting is on ({reported / 2**20:,.0f} GiB handed back to the host so far): new "
+            "pages may cost a host fault each, so the kept phase's figures depend on what ran before")
+
+
 def file_ratios(stack: Stack, image: Path, args: argparse.Namespace, *, keep: bool) -> list[str]:
     """cp to the same disk, the inline route and the presigned flow, interleaved `repeat` times:
     throughput min/median/max and the ratios of medians to cp (targets: both >= 0.5).
 
     keep: every output stays, as in a store: each cp writes a new file, as each upload does;
     else each run's output is removed after it was timed, so every run writes into pages just
-    freed. Both are printed because on this VM memory the guest has not touched yet is slow to
-    fill (anonymous pages: 0.7-1.2 GiB/s the first time, ~20 GiB/s rewritten), so a new 200 MiB
-    file costs 45 ms in freed pages and 170-700 ms in fresh ones: kept, every step pays for
-    fresh pages; removed, cp runs at memcpy speed and the uploads are bound by their hashing
-    (docs/performance.md)."""
+    freed. Both are printed because on a VM with free page reporting (page_reporting) a new
+    200 MiB file costs 45 ms in pages just freed and 170-700 ms in pages handed back to the
+    host: removed, cp is one kernel memcpy and the uploads are bound by their hashing and
+    copies; kept, every step may pay host faults, cp and uploads alike (docs/performance.md)."""
     size = image.stat().st_size
     runs: dict[str, list[float]] = {"cp (same disk)": [], "inline route": [], "presigned": []}
     copies = itertools.count()

@@ -23,7 +23,7 @@ from waitress.task import ErrorTask
 from waitress.utilities import Error, RequestEntityTooLarge, RequestHeaderFieldsTooLarge, ServerNotImplemented
 from werkzeug.exceptions import HTTPException
 
-from .serving_stream import StreamedWhen, streaming_channel
+from .serving_stream import StreamedWhen, StreamSlots, streaming_channel
 
 REASONS = {400: "Bad Request", 413: "Request Entity Too Large", 431: "Request Header Fields Too Large",
            500: "Internal Server Error"}
@@ -60,12 +60,17 @@ class JsonErrorChannel(HTTPChannel):
     error_task_class = JsonErrorTask
 
 
-def make_server(app: Any, *, streamed: StreamedWhen | None = None, **adjustments: Any) -> Any:
+def make_server(app: Any, *, streamed: StreamedWhen | None = None, max_streamed: int | None = None,
+                **adjustments: Any) -> Any:
     """waitress.create_server(app, **adjustments), with JSON refusals; the bodies of the requests
-    `streamed` picks read from the connection by the application (serving_stream.py)."""
+    `streamed` picks read from the connection by the application (serving_stream.py), at most
+    max_streamed at once (default: half the threads), the others buffered by waitress."""
     if streamed is not None and int(adjustments.get("channel_request_lookahead", 0)):
         raise ValueError("streamed bodies need channel_request_lookahead 0 (the I/O thread must leave them alone)")
-    channel = JsonErrorChannel if streamed is None else streaming_channel(JsonErrorChannel, streamed)
+    if max_streamed is None:
+        max_streamed = max(1, int(adjustments.get("threads", 4)) // 2)
+    channel = JsonErrorChannel if streamed is None else \
+        streaming_channel(JsonErrorChannel, streamed, StreamSlots(max_streamed))
     listeners: dict[Any, Any] = {}
     server = create_server(app, map=listeners, **adjustments)
     for listener in list(listeners.values()):  # one per listening socket
@@ -74,9 +79,10 @@ def make_server(app: Any, *, streamed: StreamedWhen | None = None, **adjustments
     return server
 
 
-def serve(app: Any, *, streamed: StreamedWhen | None = None, **adjustments: Any) -> None:
+def serve(app: Any, *, streamed: StreamedWhen | None = None, max_streamed: int | None = None,
+          **adjustments: Any) -> None:
     """make_server(...).run(): serve until the process stops."""
-    make_server(app, streamed=streamed, **adjustments).run()
+    make_server(app, streamed=streamed, max_streamed=max_streamed, **adjustments).run()
 
 
 def json_http_errors(app: Flask) -> None:

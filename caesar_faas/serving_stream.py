@@ -15,6 +15,11 @@ requires). An application that does not read the whole body gets the rest discar
 answer, so the connection stays usable and the client sees the answer, as with waitress's own
 buffering; a client that stops sending gets its connection closed after channel_timeout.
 Bodies sent with Transfer-Encoding: chunked are left to waitress.
+
+A streamed body holds its worker thread for as long as its client takes to send it, so only so
+many are streamed at once (StreamSlots, half the threads by default): past that, waitress
+buffers the body as before (its I/O thread receives any number at once), and slow uploads
+cannot take every worker from the other requests.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import functools
 import io
 import select
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +40,19 @@ from werkzeug.exceptions import ClientDisconnected
 # Which requests are streamed: (method, path, content_length) -> bool.
 StreamedWhen = Callable[[str, str, int], bool]
 DRAIN_STEP = 1024 * 1024
+
+
+class StreamSlots:
+    """How many bodies may be streamed at once; a request that finds none free is buffered."""
+
+    def __init__(self, limit: int) -> None:
+        self._free = threading.BoundedSemaphore(max(1, limit))
+
+    def take(self) -> bool:
+        return self._free.acquire(blocking=False)
+
+    def give(self) -> None:
+        self._free.release()
 
 
 class StreamedBody(io.RawIOBase):
@@ -106,10 +125,13 @@ class StreamingParser(HTTPRequestParser):
 
     completed: bool  # waitress's, declared for the type checker
 
-    def __init__(self, adj: Any, *, channel: HTTPChannel | None = None, when: StreamedWhen | None = None) -> None:
+    def __init__(self, adj: Any, *, channel: HTTPChannel | None = None, when: StreamedWhen | None = None,
+                 slots: StreamSlots | None = None) -> None:
         super().__init__(adj)
         self._channel = channel
         self._when = when
+        self._slots = slots
+        self._holds_slot = False
         self.streamed_body: StreamedBody | None = None
 
     def received(self, data: bytes) -> int:
@@ -121,9 +143,13 @@ class StreamingParser(HTTPRequestParser):
         if self.chunked or self.error is not None or ahead >= self.content_length or self._when is None \
                 or not self._when(self.command, self.path, self.content_length):
             return n
+        if self.expect_continue and self._channel.requests:
+            return n  # an answer before it is pending: waitress sends the 100 when it may
+        if self._slots is not None:
+            if not self._slots.take():
+                return n  # as many streamed as allowed: this one is buffered
+            self._holds_slot = True
         if self.expect_continue:
-            if self._channel.requests:
-                return n  # an answer before it is pending: waitress sends the 100 when it may
             self._channel.send_continue()  # now: the body is not read until the request is served
         self.streamed_body = StreamedBody(self._channel, bytes(data[n:]), self.content_length - ahead,
                                           float(self.adj.channel_timeout))
@@ -132,6 +158,13 @@ class StreamingParser(HTTPRequestParser):
 
     def get_body_stream(self) -> Any:
         return self.streamed_body if self.streamed_body is not None else super().get_body_stream()
+
+    def close(self) -> None:
+        """waitress closes every request once it is served or its connection is given up."""
+        super().close()
+        if self._holds_slot and self._slots is not None:
+            self._holds_slot = False
+            self._slots.give()
 
 
 class StreamingTask(WSGITask):
@@ -149,14 +182,16 @@ class StreamingTask(WSGITask):
                 self.close_on_finish = True
 
 
-def streaming_channel(base: type[HTTPChannel], when: StreamedWhen) -> type[HTTPChannel]:
-    """A channel class like base whose requests `when` picks have their bodies streamed."""
+def streaming_channel(base: type[HTTPChannel], when: StreamedWhen,
+                      slots: StreamSlots | None = None) -> type[HTTPChannel]:
+    """A channel class like base whose requests `when` picks have their bodies streamed, as many
+    at once as slots allows (all of them without slots)."""
 
     class StreamingChannel(base):  # type: ignore[valid-type,misc]
         task_class = StreamingTask
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self.parser_class = functools.partial(StreamingParser, channel=self, when=when)
+            self.parser_class = functools.partial(StreamingParser, channel=self, when=when, slots=slots)
 
     return StreamingChannel

@@ -1,7 +1,8 @@
 """Bodies read from the connection by the request's thread (caesar_faas/serving_stream.py), through
 a real waitress server and real sockets: the bytes arrive whole, the connection stays usable
 after a body read whole, in part or not at all, a client that goes away or stalls is let go,
-Expect: 100-continue and pipelining work, and what the predicate does not pick stays buffered."""
+Expect: 100-continue and pipelining work, what the predicate does not pick stays buffered, and
+so do the bodies past the number allowed to stream at once."""
 
 from __future__ import annotations
 
@@ -23,10 +24,12 @@ from caesar_faas.serving_stream import StreamedBody
 
 PICKED_FROM = 64 * 1024
 errors: list[str] = []
+started: list[str] = []  # the paths of the requests the app was handed, in order
 
 
 def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
     path, body = environ["PATH_INFO"], environ["wsgi.input"]
+    started.append(path)
     answer: dict[str, Any] = {"streamed": isinstance(body, StreamedBody)}
     status = "200 OK"
     if path == "/s/echo":
@@ -68,6 +71,7 @@ def server_at() -> Iterator[Callable[..., int]]:
         return int(server.effective_port)
 
     errors.clear()
+    started.clear()
     yield start
     for server, thread in running:
         server.close()
@@ -196,6 +200,29 @@ def test_chunked_bodies_stay_with_waitress(port: int) -> None:
     doc = requests.put(f"http://127.0.0.1:{port}/s/echo", data=iter(pieces), timeout=30).json()
     assert doc == {"streamed": False, "sha256": hashlib.sha256(b"".join(pieces)).hexdigest(),
                    "size": sum(map(len, pieces))}
+
+
+def test_past_max_streamed_bodies_are_buffered_and_a_slot_comes_back(server_at: Callable[..., int]) -> None:
+    port = server_at(max_streamed=1)
+    data = os.urandom(300 * 1024)
+    head = f"PUT /s/echo HTTP/1.1\r\nHost: x\r\nContent-Length: {len(data)}\r\n\r\n"
+    # A slow client holds the one slot (and a worker) while it sends...
+    slow = raw_request(port, head, data[:1000])
+    with slow:
+        poll(lambda: started, "the slow body to be handed over")
+        # ...so another body is buffered by waitress and answered meanwhile, by another worker.
+        other = requests.put(f"http://127.0.0.1:{port}/s/echo", data=data, timeout=30).json()
+        assert other == {"streamed": False, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+        slow.sendall(data[1000:])
+        (body,) = read_answers(slow, 1)
+        assert json.loads(body) == {"streamed": True, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    # The slot came back with the answer; and again after a client that left mid-body.
+    assert requests.put(f"http://127.0.0.1:{port}/s/echo", data=data, timeout=30).json()["streamed"] is True
+    gone = raw_request(port, f"PUT /s/record HTTP/1.1\r\nHost: x\r\nContent-Length: {len(data)}\r\n\r\n",
+                       data[:1000])
+    gone.close()
+    poll(lambda: errors, "the app to see the disconnection")
+    assert requests.put(f"http://127.0.0.1:{port}/s/echo", data=data, timeout=30).json()["streamed"] is True
 
 
 def test_streamed_bodies_need_the_io_thread_to_stay_off_the_connection() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import subprocess
 
 import nats
 import pytest
@@ -102,6 +103,21 @@ def test_a_large_inline_upload_goes_off_the_connection_into_storage(stack, path,
     assert (record["sha256"], record["shape"], record["tag"]) == (sha256(data), [760, 720], "large")
     content = client.get(f"{stack.url}/function/files/{record['uuid']}/content", timeout=30)
     assert sha256(content.content) == sha256(data)
+    assert spools(stack) == []
+
+
+def test_a_large_inline_upload_with_curl(stack, tmp_path):
+    # curl -F sends `Expect: 100-continue` for a body over 1 MiB: the gateway answers it when it
+    # hands the request over, and the body then streams.
+    image = tmp_path / "curl.fits"
+    image.write_bytes(fits_bytes((760, 720), seed=14))
+    done = subprocess.run(["curl", "-sS", "--fail-with-body", "-F", f"file=@{image}", "-F", "tag=curl",
+                           "-H", f"Authorization: Bearer {stack.token('ivan')}", "-w", "\n%{http_code}",
+                           f"{stack.url}/function/upload"], capture_output=True, text=True, timeout=60, check=False)
+    body, _, status = done.stdout.rpartition("\n")
+    assert (done.returncode, status) == (0, "201"), (done.stderr, done.stdout[:300])
+    record = json.loads(body)
+    assert (record["sha256"], record["tag"], record["filename_orig"]) == (sha256(image.read_bytes()), "curl", "curl.fits")
     assert spools(stack) == []
 
 
