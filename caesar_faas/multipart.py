@@ -104,7 +104,8 @@ def parse_upload(stream: BinaryIO, content_type: str, content_length: str | None
         if isinstance(streamed, tuple):
             fields, filename, copied = streamed
             return fields, UploadedFile(filename=filename, spool=copied)
-        stream = streamed  # the same bytes again, for werkzeug
+        return parse_with_werkzeug(streamed, content_type, content_length, max_bytes=max_bytes,
+                                   limit_message=limit_message, spool_dir=spool_dir)  # the same bytes again
     return parse_with_werkzeug(stream, content_type, content_length, max_bytes=max_bytes,
                                limit_message=limit_message, spool_dir=spool_dir)
 
@@ -117,7 +118,7 @@ def _check_form(content_type: str, content_length: str | None, max_bytes: int, l
         raise PayloadTooLarge(limit_message, code="too_large_for_inline_upload")
 
 
-def parse_with_werkzeug(stream: BinaryIO, content_type: str, content_length: str | None, *, max_bytes: int,
+def parse_with_werkzeug(stream: IO[bytes], content_type: str, content_length: str | None, *, max_bytes: int,
                         limit_message: str, spool_dir: str | None = None) -> tuple[dict[str, str], UploadedFile]:
     """parse_upload's answer through werkzeug's stream parser alone (the file part into a
     HashingSpool): any shape of body, and the reference the one-pass readers are tested against."""

@@ -34,7 +34,6 @@ BUFFERS = 4  # in flight between the reader and the trailing hash
 FIELDS_MAX = 1024 * 1024  # the form's other fields together; more and werkzeug decides
 
 
-
 class StreamedSpool(CopiedSpool):
     """The spool of a streamed upload: CopiedSpool's interface (its own class says which reader
     took the body)."""

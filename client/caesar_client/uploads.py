@@ -74,13 +74,16 @@ def section_crc32(path: str | os.PathLike[str], offset: int, size: int) -> str:
     return crc32_b64(value)
 
 
+CRC_THREADS = 4  # more would read one disk at too many places at once
+
+
 def file_part_crc32(path: str | os.PathLike[str], sections: Iterable[tuple[int, int]],
                     threads: int | None = None) -> list[str]:
     """The CRC32 of each (offset, size) section of a file, several sections at once: zlib lets go
     of the GIL over a block, so each thread keeps a core busy (the parts cannot be signed, nor
     sent, before their CRCs are known)."""
     planned = list(sections)
-    threads = max(1, min(len(planned), threads or os.cpu_count() or 1))
+    threads = max(1, min(len(planned), threads or min(CRC_THREADS, os.cpu_count() or 1)))
     if threads == 1:
         return [section_crc32(path, offset, size) for offset, size in planned]
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="crc32") as pool:
