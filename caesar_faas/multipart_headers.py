@@ -1,6 +1,6 @@
-"""The headers of one part of a multipart/form-data body, read the strict way: for the fast
-readers of inline uploads (multipart_mapped.py, multipart_streamed.py), which leave anything
-unusual to werkzeug's parser."""
+"""The shape of a multipart/form-data body, read the strict way: one part's headers and what
+follows a part, for the one-pass readers of inline uploads (multipart_mapped.py,
+multipart_streamed.py), which leave anything unusual to werkzeug's parser."""
 
 from __future__ import annotations
 
@@ -28,3 +28,12 @@ def part_disposition(block: bytes) -> tuple[str, str | None] | None:
     if kind != "form-data" or not options.get("name"):
         return None
     return options["name"], options.get("filename")
+
+
+def closes_form(tail: bytes) -> bool | None:
+    """What the two bytes after a part's closing delimiter say: True for the close delimiter
+    (`--`; an epilogue after it is ignored, as werkzeug does), False for another part (CRLF),
+    None for anything else (werkzeug's reading applies)."""
+    if tail == b"--":
+        return True
+    return False if tail == b"\r\n" else None

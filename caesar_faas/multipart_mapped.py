@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .bodyfile import copy_range
-from .multipart_headers import part_disposition
+from .multipart_headers import closes_form, part_disposition
 
 HEADERS_MAX = 16 * 1024  # the headers of one part; more and werkzeug decides
 PARTS_MAX = 1000  # werkzeug's max_form_parts
@@ -121,11 +121,11 @@ class _Reader:
                     return None
                 upload = _Part(named[0], named[1], start, end)
             after = end + len(self.separator)
-            tail = body[after:after + 2]
-            if tail == b"--":
-                break  # the close delimiter (an epilogue after it is ignored, as werkzeug does)
-            if tail != b"\r\n":
+            closes = closes_form(bytes(body[after:after + 2]))
+            if closes is None:
                 return None
+            if closes:
+                break
             pos = after + 2
         else:
             return None

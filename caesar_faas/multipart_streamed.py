@@ -26,7 +26,7 @@ import threading
 from collections.abc import Iterator
 from typing import IO, Any
 
-from .multipart_headers import part_disposition
+from .multipart_headers import closes_form, part_disposition
 from .multipart_mapped import HEADERS_MAX, PARTS_MAX, CopiedSpool
 
 READ = 1024 * 1024  # one buffer: filled from the socket, searched, written, hashed
@@ -146,11 +146,11 @@ class _Reader:
             after = end + len(self.separator)
             if not self._have(after + 2):
                 return None
-            tail = self.pending[after:after + 2]
-            if tail == b"--":
-                break  # the close delimiter (an epilogue after it is ignored, as werkzeug does)
-            if tail != b"\r\n":
+            closes = closes_form(bytes(self.pending[after:after + 2]))
+            if closes is None:
                 return None
+            if closes:
+                break
             pos = after + 2
         else:
             return None
