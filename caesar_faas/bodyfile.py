@@ -82,7 +82,7 @@ def write_stream(stream: Any, fd: int, *, offset: int = 0, size: int | None = No
         while True:
             # With a bound ask for one byte past it, so a longer stream is detected.
             want = STREAM_STEP if bound is None else min(STREAM_STEP, bound - total + 1)
-            got = _read_into(stream, view[:want])
+            got = read_into(stream, view[:want])
             if not got:
                 break
             if bound is not None and total + got > bound:
@@ -100,7 +100,8 @@ def write_stream(stream: Any, fd: int, *, offset: int = 0, size: int | None = No
     return total, value
 
 
-def _read_into(stream: Any, view: memoryview) -> int:
+def read_into(stream: Any, view: memoryview) -> int:
+    """Some bytes of stream into view (readinto, or read() for a stream without it); how many."""
     readinto = getattr(stream, "readinto", None)
     if readinto is not None:
         try:

@@ -26,6 +26,7 @@ import threading
 from collections.abc import Iterator
 from typing import IO, Any
 
+from .bodyfile import read_into
 from .multipart_headers import closes_form, part_disposition
 from .multipart_mapped import HEADERS_MAX, PARTS_MAX, CopiedSpool
 
@@ -60,16 +61,7 @@ def parse_streamed(stream: IO[bytes], boundary: bytes, *, max_bytes: int, spool_
 def _read_full(stream: IO[bytes], view: memoryview) -> int:
     """Fill view from stream (fewer bytes only at its end); how many bytes were read."""
     done = 0
-    while done < len(view):
-        readinto = getattr(stream, "readinto", None)
-        if readinto is not None:
-            got = int(readinto(view[done:]) or 0)
-        else:
-            chunk = stream.read(len(view) - done)
-            got = len(chunk)
-            view[done:done + got] = chunk
-        if not got:
-            break
+    while done < len(view) and (got := read_into(stream, view[done:])):
         done += got
     return done
 
@@ -311,19 +303,10 @@ class _Chain(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         while self._pieces:
-            got = _read_some(self._pieces[0], memoryview(buffer).cast("B"))
+            got = read_into(self._pieces[0], memoryview(buffer).cast("B"))
             if got:
                 return got
             finished = self._pieces.pop(0)
             if isinstance(finished, io.BufferedReader):
                 finished.close()  # the spool's copy (the stream itself stays the server's)
         return 0
-
-
-def _read_some(stream: IO[bytes], view: memoryview) -> int:
-    readinto = getattr(stream, "readinto", None)
-    if readinto is not None:
-        return int(readinto(view) or 0)
-    chunk = stream.read(len(view))
-    view[:len(chunk)] = chunk
-    return len(chunk)
